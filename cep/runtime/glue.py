@@ -1,0 +1,122 @@
+"""The engine as the dataflow sees it: one object per process (`Env`) that
+loads the rules once and hands out intakes, matchers and the routing table.
+
+Kept apart from `dataflow.py` so the dataflow only speaks to these few
+calls, and so another process (`--processes`) can rebuild the same Env from
+the rule paths and settings alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cep.engine.model import DeadLetter, StreamSettings
+
+
+class RuleErrors(Exception):
+    """The rule files have errors: `ruleset` carries the diagnostics."""
+
+    def __init__(self, ruleset):
+        super().__init__("the rules have errors")
+        self.ruleset = ruleset
+
+
+@dataclass(frozen=True, slots=True)
+class EnvSpec:
+    """How to build an Env (picklable, for the other processes)."""
+
+    rules: tuple[str, ...]
+    default_key: str | None
+    settings: StreamSettings
+    max_runs_per_key: int = 1000
+
+
+def load_program(rules: tuple[str, ...] | list[str], default_key: str | None):
+    """(ruleset, program); raises RuleErrors when the rules do not check."""
+    from cep.compile import compile_ruleset
+    from cep.lang import load
+
+    ruleset = load(list(rules), default_key=default_key)
+    if ruleset.has_errors:
+        raise RuleErrors(ruleset)
+    return ruleset, compile_ruleset(ruleset)
+
+
+class _Intake:
+    """Per partition: `accept(event, offset, raw)` -> (ts, offset, type, event)
+    or a DeadLetter; `watermark` and `max_ts` after the events so far."""
+
+    __slots__ = ("_intake", "_type_of")
+
+    def __init__(self, intake, type_of):
+        self._intake = intake
+        self._type_of = type_of
+
+    def accept(self, event: dict, offset: int, raw: str):
+        got = self._intake.read(event, offset, raw)
+        if type(got) is DeadLetter:
+            return got
+        ts, event = got
+        return ts, offset, self._type_of(event), event
+
+    @property
+    def watermark(self) -> int | None:
+        return self._intake.watermark
+
+    @property
+    def max_ts(self) -> int | None:
+        return self._intake.max_ts
+
+
+def _group_types(program, group) -> frozenset | None:
+    """The event types the rules of a key group can be affected by; None when
+    one of them can be affected by every type (architecture: matched against)."""
+    types: set = set()
+    for index in group.rules:
+        rule = program.rules[index]
+        if rule.all_types:
+            return None
+        types |= rule.types
+    return frozenset(types)
+
+
+class Env:
+    def __init__(self, spec: EnvSpec, ruleset=None, program=None):
+        from cep.compile.catalog import catalog_validator, csv_typer
+        from cep.engine.intake import field_getter
+
+        if program is None:
+            ruleset, program = load_program(spec.rules, spec.default_key)
+        self.spec = spec
+        self.ruleset = ruleset
+        self.program = program
+        self.settings = spec.settings
+        self._validator = catalog_validator(ruleset.catalog) if ruleset.catalog else None
+        self.csv_typer = None
+        if ruleset.catalog:
+            typer = csv_typer(ruleset.catalog)
+            type_column = spec.settings.type_field  # a CSV column name, taken whole
+
+            def type_row(row: dict) -> dict:
+                return typer(row.get(type_column), row)
+
+            self.csv_typer = type_row
+        self._type_of = field_getter(spec.settings.type_field)
+        # [(group index, group, the event types it can use or None for every type)]
+        self.groups = [(g.index, g.index, _group_types(program, g)) for g in program.key_groups]
+        self.key_of = program.key_of
+
+    def intake(self, partition: int, source: str) -> _Intake:
+        from cep.engine.intake import Intake
+
+        return _Intake(Intake(self.settings, self._validator, partition=partition, source=source), self._type_of)
+
+    def matcher(self):
+        from cep.engine.matcher import Matcher
+
+        return Matcher(self.program, max_runs_per_key=self.spec.max_runs_per_key)
+
+    def restore_matcher(self, data: bytes):
+        from cep.engine.matcher import Matcher
+
+        return Matcher.restore(self.program, data)
