@@ -1,0 +1,537 @@
+"""The matcher: SPEC §3 over one timeline, per rule and per key.
+
+Pure Python, no I/O.  Events arrive in timeline order (ts non-decreasing);
+`on_event` first resolves every deadline `<= ts` (§3.1 Ties: a deadline and
+an event at the same time, the deadline first), then the event.
+
+State per (rule, key) is a `KeyState`: the live runs in start order (so the
+earliest start, rule 7, is always the first that completes) and the cooldown
+stamp.  Deadlines live in one heap with lazy invalidation: a KeyState has at
+most one entry it trusts (`sched`); a window that restarts only moves a
+deadline later, so an entry that is early is re-pushed when popped.
+"""
+
+from __future__ import annotations
+
+import heapq
+import pickle
+import orjson
+
+from cep.compile.program import Program, StepKind
+from cep.engine.model import Match, Stats
+
+__all__ = ["Matcher"]
+
+_EVENT = StepKind.EVENT
+_IDLE = StepKind.IDLE
+
+# results of stepping one run on one event
+_KEEP = 0
+_DONE = 1
+_DIE_NOT = "not"
+_DIE_IDLE = "idle"
+_DIE_NO = "no"
+_DIE_NEXT = "next"
+
+_SNAPSHOT_VERSION = 1
+
+
+class Run:
+    """A partial match (§3 rule 1): its current step, how many events that
+    step has taken, its captures, its start, and its absence window."""
+
+    __slots__ = ("pos", "c", "start", "anchor", "deadline", "caps")
+
+    def __init__(self, pos, c, start, anchor, deadline, caps):
+        self.pos = pos
+        self.c = c
+        self.start = start
+        self.anchor = anchor  # where the open absence window starts: last event taken or last deadline
+        self.deadline = deadline  # the open window's deadline, or None
+        self.caps = caps
+
+    def __getstate__(self):
+        return (self.pos, self.c, self.start, self.anchor, self.deadline, self.caps)
+
+    def __setstate__(self, st):
+        self.pos, self.c, self.start, self.anchor, self.deadline, self.caps = st
+
+
+class KeyState:
+    """Runs of one rule for one key, in start order, and its cooldown stamp."""
+
+    __slots__ = ("rule", "key", "hkey", "runs", "stamp", "sched", "wsched")
+
+    def __init__(self, rule, key, hkey):
+        self.rule = rule  # rule index
+        self.key = key  # JSON value
+        self.hkey = hkey  # hashable form
+        self.runs: list[Run] = []
+        self.stamp = None  # completion time of the last emitted match (rule 8)
+        self.sched = None  # the deadline this state has in the heap
+        self.wsched = None  # the within expiry this state has in the within heap
+
+    def __getstate__(self):
+        return (self.rule, self.key, self.hkey, self.runs, self.stamp, self.sched, self.wsched)
+
+    def __setstate__(self, st):
+        self.rule, self.key, self.hkey, self.runs, self.stamp, self.sched, self.wsched = st
+
+
+def _hkey(k):
+    """A hashable form of a key that keeps JSON types apart (1, 1.0, true, "1")."""
+    if type(k) is str:
+        return k
+    return orjson.dumps(k, option=orjson.OPT_SORT_KEYS)
+
+
+def _type_getter(type_field: str):
+    path = tuple(type_field.split("."))
+    if len(path) == 1:
+        name = path[0]
+        return lambda ev: ev.get(name)
+
+    def walk(ev):
+        v = ev
+        for p in path:
+            if type(v) is not dict:
+                return None
+            v = v.get(p)
+        return v
+
+    return walk
+
+
+class Matcher:
+    """Runs a Program over one timeline.  See docs/architecture.md."""
+
+    def __init__(self, program: Program, max_runs_per_key: int = 1000, type_field: str = "type"):
+        self.program = program
+        self.max_runs_per_key = max_runs_per_key
+        self.type_field = type_field
+        self._etype = _type_getter(type_field)
+        self._states: list[dict] = [{} for _ in program.rules]
+        self._dl: list = []  # deadlines: (time, seq, KeyState)
+        self._wx: list = []  # within expiries: (start + within, seq, KeyState)
+        self._cx: list = []  # cooldown expiries: (stamp + cooldown, seq, KeyState)
+        self._seq = 0
+        self.stats = Stats()
+        for r in program.rules:
+            self.stats.rule(r.name)
+        self._rstats = [self.stats.rules[r.name] for r in program.rules]
+        self._routes: dict = {}
+
+    # ------------------------------------------------------------------ API
+
+    @property
+    def live_runs(self) -> int:
+        return sum(len(ks.runs) for states in self._states for ks in states.values())
+
+    def on_event(self, ts: int, event: dict, group: int | None = None) -> list[Match]:
+        """Resolve every deadline <= ts, then the event.  With `group` the event
+        goes only to the rules of that key group, and is not counted in
+        matched_against / irrelevant (the caller counts it once)."""
+        out: list[Match] = []
+        if self._dl and self._dl[0][0] <= ts:
+            self._advance(ts, out)
+        if self._cx and self._cx[0][0] < ts:
+            self._expire_stamps(ts)
+        etype = self._etype(event)
+        route = self._routes.get((group, etype))
+        if route is None:
+            route = self._route(group, etype)
+        prog = self.program
+        rules = prog.rules
+        getters = prog.key_getters
+        relevant = False
+        keys = {}
+        for ri in route:
+            r = rules[ri]
+            g = r.group
+            k = keys.get(g, keys)
+            if k is keys:
+                k = keys[g] = getters[g](event)
+            if k is None:
+                continue
+            relevant = True
+            self._on_rule_event(r, k, ts, event, etype, out)
+        if group is None:
+            if relevant:
+                self.stats.matched_against += 1
+            else:
+                self.stats.irrelevant += 1
+        return out
+
+    def on_time(self, wm: int) -> list[Match]:
+        """Move time to `wm`: resolve every deadline <= wm, then every run of
+        every key with wm - start > within dies (rule 6)."""
+        out: list[Match] = []
+        if self._dl and self._dl[0][0] <= wm:
+            self._advance(wm, out)
+        wx = self._wx
+        rules = self.program.rules
+        while wx and wx[0][0] < wm:
+            e, _, ks = heapq.heappop(wx)
+            if ks.wsched != e:
+                continue
+            ks.wsched = None
+            r = rules[ks.rule]
+            self._within(r, ks, wm)
+            if ks.runs:
+                self._sched_within(r, ks)
+            else:
+                self._maybe_drop(ks)
+        if self._cx and self._cx[0][0] < wm:
+            self._expire_stamps(wm)
+        return out
+
+    def snapshot(self) -> bytes:
+        state = (_SNAPSHOT_VERSION, self.max_runs_per_key, self.type_field, self._states, self._dl, self._wx,
+                 self._cx, self._seq, self.stats)
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def restore(cls, program: Program, data: bytes) -> Matcher:
+        version, cap, type_field, states, dl, wx, cx, seq, stats = pickle.loads(data)
+        if version != _SNAPSHOT_VERSION:
+            raise ValueError(f"matcher snapshot version {version} is not {_SNAPSHOT_VERSION}")
+        if len(states) != len(program.rules):
+            raise ValueError("the snapshot was taken with a different rule set")
+        m = cls(program, cap, type_field)
+        m._states, m._dl, m._wx, m._cx, m._seq, m.stats = states, dl, wx, cx, seq, stats
+        for r in program.rules:
+            stats.rule(r.name)
+        m._rstats = [stats.rules[r.name] for r in program.rules]
+        return m
+
+    # ------------------------------------------------------------ routing
+
+    def _route(self, group, etype) -> tuple[int, ...]:
+        rules = self.program.rules_for(etype)
+        if group is not None:
+            rules = tuple(ri for ri in rules if self.program.rules[ri].group == group)
+        if len(self._routes) < 100_000:
+            self._routes[(group, etype)] = rules
+        return rules
+
+    # ------------------------------------------------------------ events
+
+    def _on_rule_event(self, r, k, ts, ev, etype, out):
+        ri = r.index
+        states = self._states[ri]
+        hk = _hkey(k)
+        ks = states.get(hk)
+        steps = r.steps
+        done = None
+        discarded = 0  # completed runs that lost rule 7
+        rs = self._rstats[ri]
+        if ks is not None and ks.runs:
+            runs = ks.runs
+            if r.within_ms is not None:
+                self._within(r, ks, ts)
+            w = 0
+            died = rs.died
+            for run in runs:
+                res = self._step_run(r, ks, run, ts, ev, etype, k)
+                if res is _KEEP:
+                    runs[w] = run
+                    w += 1
+                elif res is _DONE:
+                    if done is None:
+                        done = run  # runs are in start order: the earliest start (rule 7)
+                    else:
+                        discarded += 1
+                else:
+                    died[res] += 1
+            del runs[w:]
+        # rule 1: an event that satisfies the first step starts a new run
+        s0 = steps[0]
+        m0 = s0.matcher
+        if (m0.types is None or etype in m0.types) and (
+                m0.where is None or m0.where(ev, r.caps_template, ts, ts, k)):
+            rs.runs_started += 1
+            if ks is None:
+                ks = states[hk] = KeyState(ri, k, hk)
+            # the cap counts every run still alive at this point, the ones that
+            # just completed included
+            if len(ks.runs) + (done is not None) + discarded >= self.max_runs_per_key:
+                rs.died["cap"] += 1
+            else:
+                caps = list(r.caps_template)
+                if s0.slot >= 0:
+                    if s0.is_list:
+                        caps[s0.slot] = [ev]
+                    else:
+                        caps[s0.slot] = ev
+                run = Run(0, 1, ts, ts, None, caps)
+                res = self._settle(r, ks, run, s0)
+                if res is _DONE:
+                    if done is None:
+                        done = run
+                    else:
+                        discarded += 1  # rule 7: including the run the same event would start
+                else:
+                    ks.runs.append(run)
+                    if r.within_ms is not None and ks.wsched is None:
+                        self._sched_within(r, ks)
+        if ks is None:
+            return
+        if done is not None:
+            discarded += len(ks.runs)
+            ks.runs.clear()
+            rs.discarded += discarded
+            self._complete(r, ks, done, ts, out)
+        if not ks.runs:
+            self._maybe_drop(ks)
+
+    def _step_run(self, r, ks, run, ts, ev, etype, key):
+        """§3 rules 2-4 for one run on one event: _KEEP, _DONE or a death reason."""
+        steps = r.steps
+        s = steps[run.pos]
+        c = run.c
+        caps = run.caps
+        start = run.start
+        if s.kind != _EVENT:
+            # waiting inside the window of an absence step that follows another
+            # absence step (§3.1 "Two absence steps in a row")
+            for g in s.pre_guards:
+                if g.test(etype, ev, caps, start, ts, key):
+                    return _DIE_NOT
+            if s.kind == _IDLE:
+                return _DIE_IDLE
+            if s.matcher.test(etype, ev, caps, start, ts, key):
+                return _DIE_NO
+            return _KEEP
+        mn = s.min
+        at_min = c >= mn
+        # rule 3 (§3.1: absolute, checked before anything the event could do)
+        if at_min:
+            for g in s.wait_guards:
+                if g.test(etype, ev, caps, start, ts, key):
+                    return _DIE_NOT
+        if c == 0:
+            # §3.1: a `not` after an absence step applies until the next event
+            # step takes its first event
+            for g in s.pre_guards:
+                if g.test(etype, ev, caps, start, ts, key):
+                    return _DIE_NOT
+        # rule 2, first bullet: moving on beats staying; the look passes over
+        # min-0 steps and stops at an absence step
+        if at_min:
+            j = s.index + 1
+            n = len(steps)
+            while j < n:
+                t = steps[j]
+                if t.kind != _EVENT:
+                    break
+                m = t.matcher
+                if (m.types is None or etype in m.types) and (m.where is None or m.where(ev, caps, start, ts, key)):
+                    run.pos = j
+                    run.c = 1
+                    run.anchor = ts
+                    run.deadline = None
+                    if t.slot >= 0:
+                        if t.is_list:
+                            caps[t.slot] = [ev]
+                        else:
+                            caps[t.slot] = ev
+                    return self._settle(r, ks, run, t)
+                if t.min > 0:
+                    break
+                j += 1
+        # rule 2, second bullet (§3.1 greedy steps); also restarts the absence
+        # window before rule 4 could kill (§3.1)
+        if c < s.max:
+            m = s.matcher
+            if (m.types is None or etype in m.types) and (m.where is None or m.where(ev, caps, start, ts, key)):
+                run.c = c + 1
+                run.anchor = ts
+                if s.slot >= 0:
+                    if s.is_list:
+                        lst = caps[s.slot]
+                        if lst is None:
+                            caps[s.slot] = [ev]
+                        else:
+                            lst.append(ev)
+                    else:
+                        caps[s.slot] = ev
+                return self._settle(r, ks, run, s)
+        # rule 2, third bullet (`next` into an absence step adds nothing, §3.1)
+        if at_min and s.next_kills:
+            return _DIE_NEXT
+        if c == 0 and s.connector == "next":
+            # §3.1: after an absence step, `next` means the first event after the
+            # deadline must satisfy this step (or one the look reaches)
+            return _DIE_NEXT
+        # the event is skipped by rule 2; rule 4 decides inside an open window
+        if at_min and s.window >= 0:
+            w = steps[s.window]
+            if w.kind == _IDLE:
+                return _DIE_IDLE
+            if w.matcher.test(etype, ev, caps, start, ts, key):
+                return _DIE_NO
+        return _KEEP
+
+    def _settle(self, r, ks, run, s):
+        """After step `s` took an event: complete (rule 5, §3.1 trailing min-0
+        steps) or (re)open the absence window that follows (rule 4)."""
+        if run.c >= s.min:
+            if s.final:
+                return _DONE
+            if s.window >= 0:
+                d = run.anchor + r.steps[s.window].duration_ms
+                run.deadline = d
+                if ks.sched is None or d < ks.sched:
+                    self._push_deadline(ks, d)
+        return _KEEP
+
+    # ------------------------------------------------------------ deadlines
+
+    def _push_deadline(self, ks, d):
+        ks.sched = d
+        self._seq += 1
+        heapq.heappush(self._dl, (d, self._seq, ks))
+
+    def _advance(self, limit, out):
+        """Resolve every deadline <= limit, in time order."""
+        dl = self._dl
+        rules = self.program.rules
+        while dl and dl[0][0] <= limit:
+            d, _, ks = heapq.heappop(dl)
+            if ks.sched != d:
+                continue  # superseded by an earlier entry
+            ks.sched = None
+            m = None
+            for run in ks.runs:
+                rd = run.deadline
+                if rd is not None and (m is None or rd < m):
+                    m = rd
+            if m is None:
+                continue
+            if m > d:
+                self._push_deadline(ks, m)  # the window restarted: come back later
+                continue
+            self._deadline_point(rules[ks.rule], ks, d, out)
+
+    def _deadline_point(self, r, ks, t, out):
+        """The point of the timeline at deadline t for one rule and key."""
+        ri = r.index
+        rs = self._rstats[ri]
+        if r.within_ms is not None:
+            self._within(r, ks, t)
+        runs = ks.runs
+        done = None
+        discarded = 0
+        w = 0
+        for run in runs:
+            if run.deadline is not None and run.deadline <= t:
+                res = self._pass_absence(r, ks, run, t)
+                if res is _DONE:
+                    if done is None:
+                        done = run
+                    else:
+                        discarded += 1
+                    continue
+            runs[w] = run
+            w += 1
+        del runs[w:]
+        if done is not None:
+            discarded += len(runs)
+            runs.clear()
+            rs.discarded += discarded
+            self._complete(r, ks, done, t, out)
+        if runs:
+            m = min((run.deadline for run in runs if run.deadline is not None), default=None)
+            if m is not None and (ks.sched is None or m < ks.sched):
+                self._push_deadline(ks, m)
+        else:
+            self._maybe_drop(ks)
+
+    def _pass_absence(self, r, ks, run, d):
+        """The open window's deadline d is reached: the absence step is satisfied
+        (rule 4); the run moves past it (§3.1 "After an absence step")."""
+        steps = r.steps
+        s = steps[run.pos]
+        p = (s.index if s.kind != _EVENT else s.window) + 1
+        run.anchor = d
+        run.deadline = None
+        n = len(steps)
+        if p == n:
+            return _DONE  # a trailing absence completes at its deadline
+        t = steps[p]
+        run.pos = p
+        run.c = 0
+        if t.kind != _EVENT:
+            # §3.1: two absence steps in a row: the second window starts at the
+            # first one's deadline
+            run.deadline = d + t.duration_ms
+            if ks.sched is None or run.deadline < ks.sched:
+                self._push_deadline(ks, run.deadline)
+            return _KEEP
+        if t.min == 0:
+            if t.final:
+                return _DONE
+            if t.window >= 0:
+                run.deadline = d + steps[t.window].duration_ms
+                if ks.sched is None or run.deadline < ks.sched:
+                    self._push_deadline(ks, run.deadline)
+        return _KEEP
+
+    # ------------------------------------------------------------ rules 6-8
+
+    def _within(self, r, ks, t):
+        """Rule 6: every run with t - start > within dies.  Runs are in start
+        order, so those are a prefix."""
+        runs = ks.runs
+        lim = t - r.within_ms
+        n = 0
+        for run in runs:
+            if run.start < lim:
+                n += 1
+            else:
+                break
+        if n:
+            del runs[:n]
+            self._rstats[r.index].died["within"] += n
+
+    def _sched_within(self, r, ks):
+        e = ks.runs[0].start + r.within_ms
+        ks.wsched = e
+        self._seq += 1
+        heapq.heappush(self._wx, (e, self._seq, ks))
+
+    def _complete(self, r, ks, run, end, out):
+        """Rule 7 has picked `run`; rule 8 decides whether it is emitted."""
+        rs = self._rstats[r.index]
+        cd = r.cooldown_ms
+        if cd is not None:
+            if ks.stamp is not None and end - ks.stamp < cd:
+                rs.suppressed += 1  # suppressed matches do not move the reference
+                return
+            ks.stamp = end
+            self._seq += 1
+            heapq.heappush(self._cx, (end + cd, self._seq, ks))
+        rs.matches += 1
+        key = ks.key
+        if type(key) is list:
+            key = list(key)
+        out.append(Match(r.name, r.output, key, run.start, end, r.emit(run.caps, run.start, end, key)))
+
+    def _expire_stamps(self, now):
+        """Drop cooldown stamps that can no longer suppress anything."""
+        cx = self._cx
+        rules = self.program.rules
+        while cx and cx[0][0] < now:
+            e, _, ks = heapq.heappop(cx)
+            if ks.stamp is None or ks.stamp + rules[ks.rule].cooldown_ms != e:
+                continue
+            ks.stamp = None
+            if not ks.runs:
+                self._maybe_drop(ks)
+
+    def _maybe_drop(self, ks):
+        """A key with no live run keeps only its cooldown stamp."""
+        if ks.stamp is None:
+            states = self._states[ks.rule]
+            if states.get(ks.hkey) is ks:
+                del states[ks.hkey]
