@@ -1,0 +1,63 @@
+"""Every ```cep block in README.md and docs/*.md compiles, so the examples in
+the docs never rot.
+
+A block is a complete rule file unless its first line says otherwise:
+- `# fragment` marks a piece that is not a file on its own (a lone step, an
+  expression); it is not compiled.  Keep these few.
+- `# rejected` marks an example of a mistake; it must produce at least one
+  error, so the docs never show as wrong something cep accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from cep.lang import load
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^```cep[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
+
+
+def _blocks() -> list[tuple[str, int, str]]:
+    found = []
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for m in FENCE.finditer(text):
+            found.append((doc.name, text.count("\n", 0, m.start()) + 1, m.group(1)))
+    return found
+
+
+BLOCKS = _blocks()
+COMPLETE = [b for b in BLOCKS if not b[2].lstrip().startswith(("# fragment", "# rejected"))]
+REJECTED = [b for b in BLOCKS if b[2].lstrip().startswith("# rejected")]
+FRAGMENTS = [b for b in BLOCKS if b[2].lstrip().startswith("# fragment")]
+
+
+def _compile(tmp_path: Path, text: str):
+    path = tmp_path / "block.cep"
+    path.write_text(text, encoding="utf-8")
+    return load([str(path)])
+
+
+def _errors(ruleset) -> list[str]:
+    return [f"{d.span.line}:{d.span.col}: {d.message}" for d in ruleset.diagnostics if d.is_error]
+
+
+@pytest.mark.parametrize("doc,line,text", COMPLETE, ids=[f"{d}:{n}" for d, n, _ in COMPLETE])
+def test_doc_example_compiles(tmp_path, doc, line, text):
+    assert _errors(_compile(tmp_path, text)) == []
+
+
+@pytest.mark.parametrize("doc,line,text", REJECTED, ids=[f"{d}:{n}" for d, n, _ in REJECTED])
+def test_doc_counter_example_is_rejected(tmp_path, doc, line, text):
+    assert _errors(_compile(tmp_path, text)) != []
+
+
+def test_docs_have_examples_and_few_fragments():
+    # The language reference and the cookbook carry most of the examples;
+    # fragments are the exception, not the way around compiling.
+    assert len(COMPLETE) >= 20 and len(FRAGMENTS) <= len(COMPLETE) // 3
