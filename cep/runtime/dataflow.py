@@ -39,7 +39,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from cep.engine.model import DeadLetter, Stats
 from cep.runtime import glue
-from cep.runtime.inputs import Partition, Reader
+from cep.runtime.inputs import STDIN, Partition, Reader
 from cep.runtime.spill import SpillWriter
 
 SIDE = "~side"  # the key of side items (dead letters, intake counts); never a shard name
@@ -54,6 +54,11 @@ class Progress:
     lines: int = 0
     matches: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.bytes_read.clear()
+            self.lines = self.matches = 0
 
 
 PROGRESS = Progress()
@@ -122,12 +127,15 @@ class _PartitionSource(StatefulSourcePartition):
 
 
 class _Source(FixedPartitionedSource):
-    def __init__(self, spec: FlowSpec, env: glue.Env):
+    def __init__(self, spec: FlowSpec, env: glue.Env, has_stdin: bool):
         self._spec = spec
         self._env = env
+        self._has_stdin = has_stdin
 
     def list_parts(self) -> list[str]:
-        return [f"{i:05d}" for i in range(len(self._spec.partitions))]
+        # stdin is only this process's when it is the first one of a cluster
+        return [f"{i:05d}" for i, part in enumerate(self._spec.partitions)
+                if part.name != STDIN or self._has_stdin]
 
     def build_part(self, step_id: str, for_part: str, resume_state: object) -> _PartitionSource:
         index = int(for_part)
@@ -311,9 +319,10 @@ class _Sink(DynamicSink):
 # ---------------------------------------------------------------- flow
 
 
-def build_flow(spec: FlowSpec, env: glue.Env) -> Dataflow:
+def build_flow(spec: FlowSpec, env: glue.Env, has_stdin: bool = True) -> Dataflow:
+    """`has_stdin`: this process reads the `-` partition (in a cluster, process 0 does)."""
     flow = Dataflow("cep_replay")
-    batches = op.input("read", flow, _Source(spec, env))
+    batches = op.input("read", flow, _Source(spec, env, has_stdin))
     routed = op.flat_map_batch("route", batches, make_router(env, spec.shards))
     split = op.branch("split", routed, lambda item: item[0] != SIDE)
     nparts = len(spec.partitions)

@@ -114,7 +114,8 @@ class Env:
     def matcher(self):
         from cep.engine.matcher import Matcher
 
-        return Matcher(self.program, max_runs_per_key=self.spec.max_runs_per_key)
+        return Matcher(self.program, max_runs_per_key=self.spec.max_runs_per_key,
+                       type_field=self.settings.type_field)
 
     def restore_matcher(self, data: bytes):
         from cep.engine.matcher import Matcher

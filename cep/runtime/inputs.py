@@ -160,7 +160,7 @@ class Reader:
     def _jsonl(self) -> Iterator[tuple[int, str, object]]:
         for number, line in enumerate(self._stream, 1):
             if not line.strip():
-                continue  # a blank line is not an event (documented in docs/replay.md)
+                continue  # a blank line is not an event (documented in `cep replay --help`)
             text = line.decode("utf-8", "replace").rstrip("\r\n")
             try:
                 value = orjson.loads(line)

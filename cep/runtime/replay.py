@@ -65,7 +65,10 @@ def run_in_process(job: Job, env: Env, process_id: int | None = None) -> None:
     from bytewax.run import cli_main
     from bytewax.testing import run_main
 
-    flow = build_flow(job.flow, env)
+    from cep.runtime.dataflow import PROGRESS
+
+    PROGRESS.reset()
+    flow = build_flow(job.flow, env, has_stdin=not process_id)
     if job.processes == 1 and job.workers == 1:
         run_main(flow, epoch_interval=EPOCH)
     elif job.processes == 1:
