@@ -82,13 +82,15 @@ class FlowSpec:
 
 class _PartitionSource(StatefulSourcePartition):
     """Reads one partition in batches; each batch is one item:
-    (partition, accepted, dead, lines, watermark, max_ts, final)."""
+    (partition, accepted, dead, lines, watermark, max_ts, final); `accepted`
+    holds (ts, offset, type, event)."""
 
     def __init__(self, index: int, part: Partition, env: glue.Env, batch: int):
         self._index = index
         self._reader = Reader(part, env.csv_typer)
         self._records = iter(self._reader)
         self._intake = env.intake(index, part.name)
+        self._type_of = env.type_of
         self._batch = batch
         self._done = False
 
@@ -99,16 +101,18 @@ class _PartitionSource(StatefulSourcePartition):
         dead: list = []
         lines = 0
         intake = self._intake
+        read = intake.read
+        type_of = self._type_of
         for offset, raw, value in islice(self._records, self._batch):
             lines += 1
             if type(value) is DeadLetter:
                 dead.append(value)
                 continue
-            got = intake.accept(value, offset, raw)
+            got = read(value, offset, raw)
             if type(got) is DeadLetter:
                 dead.append(got)
             else:
-                accepted.append(got)  # (ts, offset, type, event)
+                accepted.append((got[0], offset, type_of(value), value))
         final = lines < self._batch
         if final:
             self._done = True

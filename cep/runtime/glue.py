@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cep.engine.model import DeadLetter, StreamSettings
+from cep.engine.model import StreamSettings
 
 
 class RuleErrors(Exception):
@@ -40,32 +40,6 @@ def load_program(rules: tuple[str, ...] | list[str], default_key: str | None):
     if ruleset.has_errors:
         raise RuleErrors(ruleset)
     return ruleset, compile_ruleset(ruleset)
-
-
-class _Intake:
-    """Per partition: `accept(event, offset, raw)` -> (ts, offset, type, event)
-    or a DeadLetter; `watermark` and `max_ts` after the events so far."""
-
-    __slots__ = ("_intake", "_type_of")
-
-    def __init__(self, intake, type_of):
-        self._intake = intake
-        self._type_of = type_of
-
-    def accept(self, event: dict, offset: int, raw: str):
-        got = self._intake.read(event, offset, raw)
-        if type(got) is DeadLetter:
-            return got
-        ts, event = got
-        return ts, offset, self._type_of(event), event
-
-    @property
-    def watermark(self) -> int | None:
-        return self._intake.watermark
-
-    @property
-    def max_ts(self) -> int | None:
-        return self._intake.max_ts
 
 
 def _group_types(program, group) -> frozenset | None:
@@ -101,15 +75,17 @@ class Env:
                 return typer(row.get(type_column), row)
 
             self.csv_typer = type_row
-        self._type_of = field_getter(spec.settings.type_field)
+        self.type_of = field_getter(spec.settings.type_field)
         # [(group index, group, the event types it can use or None for every type)]
         self.groups = [(g.index, g.index, _group_types(program, g)) for g in program.key_groups]
         self.key_of = program.key_of
 
-    def intake(self, partition: int, source: str) -> _Intake:
+    def intake(self, partition: int, source: str):
+        """The partition's Intake: `read(event, offset, raw)` -> (ts, event) or a
+        DeadLetter; `watermark` and `max_ts` after the events so far."""
         from cep.engine.intake import Intake
 
-        return _Intake(Intake(self.settings, self._validator, partition=partition, source=source), self._type_of)
+        return Intake(self.settings, self._validator, partition=partition, source=source)
 
     def matcher(self):
         from cep.engine.matcher import Matcher
