@@ -61,3 +61,29 @@ def test_docs_have_examples_and_few_fragments():
     # The language reference and the cookbook carry most of the examples;
     # fragments are the exception, not the way around compiling.
     assert len(COMPLETE) >= 20 and len(FRAGMENTS) <= len(COMPLETE) // 3
+
+
+ITEM_START = re.compile(r"^(?=(?:rule|let|event|test)\s)", re.M)
+
+
+def _items(text: str) -> dict[str, str]:
+    """Top-level items of a rule file by their first line's 'kind name',
+    whitespace-normalised and without comments."""
+    items = {}
+    for chunk in ITEM_START.split(text):
+        body = " ".join(re.sub(r"#[^\n]*", "", chunk).split())
+        if body:
+            items[" ".join(body.split()[:2])] = body
+    return items
+
+
+def test_cookbook_shows_every_rule_of_the_pack_as_written_in_rules():
+    pack: dict[str, str] = {}
+    for path in sorted((ROOT / "rules").glob("*.cep")):
+        pack.update(_items(path.read_text(encoding="utf-8")))
+    shown: dict[str, str] = {}
+    for doc, _, text in BLOCKS:
+        if doc == "cookbook.md":
+            shown.update(_items(text))
+    pack_rules = {k: v for k, v in pack.items() if k.startswith("rule ")}
+    assert {k: shown.get(k) for k in pack_rules} == pack_rules
