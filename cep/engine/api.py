@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from cep.compile.catalog import catalog_validator
 from cep.engine.intake import Intake
+from cep.engine.matcher import Matcher
 from cep.engine.model import DeadLetter, Match, Stats, StreamSettings
 from cep.engine.timeline import Timeline
 
@@ -27,8 +28,6 @@ from cep.engine.timeline import Timeline
 class Engine:
     def __init__(self, program, settings: StreamSettings | None = None, partitions: int = 1,
                  max_runs_per_key: int = 1000, sources: Sequence[str] | None = None) -> None:
-        from cep.engine.matcher import Matcher  # the matcher is built in its own module
-
         if partitions < 1:
             raise ValueError("an engine needs at least one partition")
         if sources is not None and len(sources) != partitions:
@@ -41,7 +40,8 @@ class Engine:
         self._intakes = [Intake(self.settings, validator, p, names[p]) for p in range(partitions)]
         self._seq = [0] * partitions  # the position of the next event in each partition
         self._timeline = Timeline(partitions)
-        self._matcher = Matcher(program, max_runs_per_key=max_runs_per_key)
+        self._matcher = Matcher(program, max_runs_per_key=max_runs_per_key,
+                                type_field=self.settings.type_field)
         self._time: int | None = None  # the last watermark handed to the matcher
         self._matches: list[Match] = []
         self._dead: list[DeadLetter] = []
