@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cep.lang import load
+from cep.lang import load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -37,10 +37,9 @@ REJECTED = [b for b in BLOCKS if b[2].lstrip().startswith("# rejected")]
 FRAGMENTS = [b for b in BLOCKS if b[2].lstrip().startswith("# fragment")]
 
 
-def _compile(tmp_path: Path, text: str):
-    path = tmp_path / "block.cep"
-    path.write_text(text, encoding="utf-8")
-    return load([str(path)])
+def _compile(text: str):
+    # No default key: a doc example must show its key clause.
+    return load_text(text, default_key=None)
 
 
 def _errors(ruleset) -> list[str]:
@@ -48,13 +47,13 @@ def _errors(ruleset) -> list[str]:
 
 
 @pytest.mark.parametrize("doc,line,text", COMPLETE, ids=[f"{d}:{n}" for d, n, _ in COMPLETE])
-def test_doc_example_compiles(tmp_path, doc, line, text):
-    assert _errors(_compile(tmp_path, text)) == []
+def test_doc_example_compiles(doc, line, text):
+    assert _errors(_compile(text)) == []
 
 
 @pytest.mark.parametrize("doc,line,text", REJECTED, ids=[f"{d}:{n}" for d, n, _ in REJECTED])
-def test_doc_counter_example_is_rejected(tmp_path, doc, line, text):
-    assert _errors(_compile(tmp_path, text)) != []
+def test_doc_counter_example_is_rejected(doc, line, text):
+    assert _errors(_compile(text)) != []
 
 
 def test_docs_have_examples_and_few_fragments():
