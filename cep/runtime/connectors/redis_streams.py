@@ -48,7 +48,8 @@ class RedisEventSource:
         return [self._endpoint.name]
 
     def open(self, index: int, position: object):
-        return _RedisReader(self._endpoint, self._typer, position if isinstance(position, str) else START)
+        return _RedisReader(self._endpoint, self._typer, position if isinstance(position, str) else START,
+                            self._batch)
 
 
 class _Backoff:
@@ -76,7 +77,8 @@ class _Backoff:
 class _RedisReader:
     ended = False  # a stream never ends
 
-    def __init__(self, endpoint, typer, last_id: str):
+    def __init__(self, endpoint, typer, last_id: str, batch: int):
+        self._batch = batch
         self._label = endpoint.label
         self._stream = endpoint.name
         self._typer = typer
@@ -90,7 +92,7 @@ class _RedisReader:
         if not self._backoff.ready():
             return []
         try:
-            got = self._client.xread({self._stream: self._last}, count=n)
+            got = self._client.xread({self._stream: self._last}, count=min(n, self._batch))
         except self._errors as exc:
             delay = self._backoff.failed()
             log.warning("connector down: %s: %s (retry in %.1fs)", self._label, exc, delay)
