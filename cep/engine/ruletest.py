@@ -254,10 +254,10 @@ def live_runs(engine: Engine, rule_names: set[str]) -> list[RunInfo]:
 
 
 def fmt_run(run: RunInfo) -> str:
-    text = (f"{run.rule} key {fmt_value(run.key)}: run started at {fmt_offset(run.start)} waits at step "
-            f"{run.step} of {run.steps} ({run.step_text}) having taken {run.taken}")
+    text = (f"{run.rule} key {fmt_value(run.key)}: the run started at {fmt_offset(run.start)} is at step "
+            f"{run.step} of {run.steps} ({run.step_text}), which has taken {run.taken}")
     if run.deadline is not None:
-        text += f", window ends at {fmt_offset(run.deadline)}"
+        text += f"; the absence window after it ends at {fmt_offset(run.deadline)}"
     return text
 
 
