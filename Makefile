@@ -16,6 +16,9 @@ install: $(BIN)/python
 
 demo: install
 	$(BIN)/cep check rules/
+	$(BIN)/cep replay samples/journeys.jsonl --rules rules/ --lateness 5s \
+		--out matches.jsonl --dead-letter dead-letters.jsonl
+	@echo "matches in matches.jsonl, dead letters in dead-letters.jsonl"
 
 test: install
 	$(BIN)/python -m pytest -n 2 -q
