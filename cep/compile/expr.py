@@ -233,8 +233,16 @@ class _Compiler:
     # -- access
 
     def c_GetAttr(self, e: ast.GetAttr) -> Fn:
-        obj = self.expr(e.obj)
         name = e.name
+        if isinstance(e.obj, ast.Capture) and not e.obj.is_list:
+            slot = self.slots[e.obj.name]
+
+            def cap_field(ev, caps, start, now, key):  # `checkout.cart_value`: the hot case
+                v = caps[slot]
+                return v.get(name, MISSING) if type(v) is dict else MISSING
+
+            return cap_field
+        obj = self.expr(e.obj)
 
         def getattr_(ev, caps, start, now, key):
             o = obj(ev, caps, start, now, key)
@@ -573,14 +581,20 @@ def _agg_last(v, of_events):
 
 
 def _distinct_key(x):
+    """A hashable form of a JSON value in which numbers compare by value
+    (1 and 1.0 are one value) and no other types meet (true is not 1)."""
     t = type(x)
     if t is int or t is float:
-        return ("n", x)  # 1 and 1.0 are one value
+        return ("n", x)
     if t is str:
         return ("s", x)
     if t is bool:
         return ("b", x)
-    return ("j", orjson.dumps(x, option=orjson.OPT_SORT_KEYS))
+    if t is list:
+        return ("l", tuple(_distinct_key(v) for v in x))
+    if t is dict:
+        return ("d", tuple(sorted((k, _distinct_key(v)) for k, v in x.items())))
+    return ("z", repr(x))
 
 
 def _agg_distinct(v, of_events):

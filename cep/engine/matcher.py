@@ -82,7 +82,11 @@ def _hkey(k):
     """A hashable form of a key that keeps JSON types apart (1, 1.0, true, "1")."""
     if type(k) is str:
         return k
-    return orjson.dumps(k, option=orjson.OPT_SORT_KEYS)
+    try:
+        return orjson.dumps(k, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        # beyond what orjson writes (an int over 64 bits): still one key per value
+        return ("repr", type(k).__name__, repr(k))
 
 
 def _type_getter(type_field: str):
@@ -144,6 +148,13 @@ class Matcher:
         rules = prog.rules
         getters = prog.key_getters
         relevant = False
+        if len(route) == 1:
+            r = rules[route[0]]
+            k = getters[r.group](event)
+            if k is not None:
+                relevant = True
+                self._on_rule_event(r, k, ts, event, etype, out)
+            route = ()
         keys = {}
         for ri in route:
             r = rules[ri]
