@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cep.lang import ast
 from cep.lang.build import parse_text
-from cep.lang.diagnostics import Diagnostic, error, sort_key
+from cep.lang.diagnostics import Diagnostic, sort_key
 from cep.lang.resolve import resolve_rule, split_key
 from cep.lang.ruleset import RuleSet
 
@@ -84,7 +84,7 @@ def load_sources(sources: dict[str, str], *, default_key=None) -> RuleSet:
             elif isinstance(item, ast.Let):
                 lets.setdefault(item.name, item.value)
     key = split_key(default_key)
-    diagnostics.extend(run_checks(files, catalog, lets, key))
+    diagnostics.extend(run_checks(files, catalog, lets, key, sources))
     rules = []
     tests = []
     for file in files:
@@ -97,7 +97,3 @@ def load_sources(sources: dict[str, str], *, default_key=None) -> RuleSet:
     return RuleSet(sources=dict(sources), catalog=catalog, rules=tuple(rules), tests=tuple(tests),
                    diagnostics=diagnostics, files=tuple(files))
 
-
-def missing_key_error(path: str, rule: ast.Rule) -> Diagnostic:
-    return error(path, rule.name_span, f"rule '{rule.name}' has no 'key' clause and no default key is configured",
-                 hint="add `key customer_id` (or set default_key in cep.toml's [stream] section)")
