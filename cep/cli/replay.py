@@ -69,6 +69,7 @@ def _print_diagnostics(ruleset) -> None:
 def run(args: argparse.Namespace) -> int:
     from cep.config import ConfigError, load_config
     from cep.engine.model import StreamSettings
+    from cep.lang.load import LoadError
     from cep.runtime import replay as rp
     from cep.runtime.glue import Env, EnvSpec, RuleErrors, load_program
     from cep.runtime.inputs import InputError, discover
@@ -87,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         ruleset, program = load_program(args.rules, stream.default_key)
+    except LoadError as exc:
+        print(f"cep replay: {exc}", file=sys.stderr)
+        return 2
     except RuleErrors as exc:
         _print_diagnostics(exc.ruleset)
         return 1
@@ -193,8 +197,6 @@ def _print_summary(summary: dict) -> None:
     totals.add_row("wall time", f"{summary['wall_seconds']:.2f} s")
     rate = summary["events_per_second"]
     totals.add_row("throughput", f"{rate:,.0f} events/s" if rate is not None else "-")
-    if summary["dead_letter_file"]:
-        totals.add_row("dead letters in", summary["dead_letter_file"])
     console.print(totals)
     rules = Table(title="per rule")
     for col in ("rule", "matches", "suppressed", "runs started"):
@@ -203,6 +205,10 @@ def _print_summary(summary: dict) -> None:
         rules.add_row(name, f"{r['matches']:,}", f"{r['suppressed']:,}", f"{r['runs_started']:,}")
     if summary["rules"]:
         console.print(rules)
+    if summary["dead_letters"]:
+        # a plain line, never wrapped: the path is what the reader needs
+        print(f"cep replay: {summary['dead_letters']:,} dead letters written to {summary['dead_letter_file']}",
+              file=sys.stderr)
 
 
 class _ProgressBar:

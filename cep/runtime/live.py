@@ -1,0 +1,509 @@
+"""`cep run`: the replay dataflow on live sources and sinks (SPEC §5).
+
+    input "read"      one partition per source partition (Kafka partition, Redis
+                      stream, file): connector reader + Intake, batches as replay's
+      -> route, branch, stateful_batch "match"   replay's router and shards
+                      (`cep.runtime.dataflow`), the shards extended for live time
+      -> output "sink"  one sink partition: matches to --sink, dead letters to
+                      --dead-letter, failed webhook deliveries to the dead letters
+
+The replay builder (`dataflow.build_flow`) reads files and writes sorted
+spill runs; it takes no other source or sink, so this module builds the same
+flow from the same parts (`make_router`, `ShardLogic`) with its own input and
+output steps.
+
+Time (SPEC §3 rule 9, §3.1 Partitions). Without `--idle-advance` the shards
+do exactly what replay does, so the matches equal `cep replay`'s on the same
+events (only the moment they are written differs). With `--idle-advance D`,
+a partition that has read nothing for D of wall-clock time is *idle*: its
+source sends, every tick, the watermark moved on with the clock (its largest
+event time plus the wall time since that event arrived, minus the lateness)
+and its Intake adopts it, so later events below it are late. A shard leaves
+idle partitions out of the minimum; when every partition is idle the
+watermark is the largest of their clock watermarks. An event that reaches a
+shard below the time it has already resolved (a partition that went idle
+and came back) is dead-lettered as `late`.
+
+Recovery: Bytewax recovery (`--recovery-dir`), whose partition database is
+created on first use. A source partition's snapshot is its connector
+position (Kafka offset, Redis stream id, file line) with its Intake's
+watermark; the shards snapshot their buffer and Matcher; the sink snapshots
+each writer (a file's length: a restart cuts back to it, so a file sink
+holds no duplicate).
+
+Stop: SIGTERM or SIGINT sets a flag; every source partition then ends, the
+dataflow drains, the sink flushes, Bytewax writes the last snapshot, and the
+process exits 0. The shards keep their state (no end-of-input flush), so a
+restart continues where the stop left off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import bytewax.operators as op
+import orjson
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+
+from cep.engine.model import LATE, DeadLetter
+from cep.runtime import metrics
+from cep.runtime.connectors import log, open_source, open_writer
+from cep.runtime.connectors.uri import parse
+from cep.runtime.dataflow import SIDE, ShardLogic, make_router
+from cep.runtime.glue import Env, EnvSpec
+
+SHARDS_PER_WORKER = 32
+STOP = threading.Event()  # set by SIGTERM / SIGINT: every source partition ends
+IDLE = "idle"
+OUT = "out"  # the one sink partition
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSpec:
+    """Everything a process needs to run its share (picklable, for `--processes`)."""
+
+    env: EnvSpec
+    source: str
+    sink: str
+    dead_letter: str
+    workers: int = 1
+    processes: int = 1
+    recovery_dir: str | None = None
+    snapshot_interval_s: float = 10.0
+    backup_interval_s: float = 0.0
+    idle_advance_ms: int | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    batch: int = 1000
+    webhook: dict = field(default_factory=dict)  # WebhookWriter options
+    addresses: tuple[str, ...] = ()
+
+    @property
+    def shards(self) -> int:
+        return SHARDS_PER_WORKER * self.workers * self.processes
+
+
+# ---------------------------------------------------------------- source
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _LivePartition(StatefulSourcePartition):
+    """One source partition: each batch is one item shaped as replay's,
+    (partition, accepted, dead, lines, watermark, max_ts, final), where
+    `final` is False, True (a finite source ended) or ("idle", clock watermark)."""
+
+    def __init__(self, index: int, name: str, reader, intake, type_of, idle_ms: int | None, batch: int,
+                 lateness_ms: int):
+        self._index = index
+        self._name = name
+        self._reader = reader
+        self._intake = intake
+        self._type_of = type_of
+        self._idle_ms = idle_ms
+        self._batch = batch
+        self._lateness = lateness_ms
+        now = _wall_ms()
+        self._last_read = now  # wall time of the last record (a restart counts as one)
+        self._max_arrived = now  # wall time the partition's largest event time arrived
+        self._tick = max(50, min(1000, (idle_ms or 0) // 10))
+        self._next_tick = 0
+        self._awake: datetime | None = None
+        self._done = False
+        self._events_in = metrics.EVENTS_IN.labels(partition=name)
+        self._lag = metrics.WATERMARK_LAG.labels(partition=name)
+
+    def next_batch(self) -> list:
+        if self._done or STOP.is_set():
+            raise StopIteration
+        records = self._reader.poll(self._batch)
+        now = _wall_ms()
+        if not records:
+            if self._reader.ended:
+                self._done = True
+                return [self._item([], [], 0, True)]
+            self._awake = datetime.now(timezone.utc) + timedelta(milliseconds=20)
+            return self._idle(now)
+        self._awake = None
+        self._last_read = now
+        intake = self._intake
+        read = intake.read
+        type_of = self._type_of
+        accepted: list = []
+        dead: list = []
+        before = intake.max_ts
+        for offset, raw, value in records:
+            if type(value) is DeadLetter:
+                dead.append(value)
+                continue
+            got = read(value, offset, raw)
+            if type(got) is DeadLetter:
+                dead.append(got)
+            else:
+                accepted.append((got[0], offset, type_of(value), value))
+        if intake.max_ts != before:
+            self._max_arrived = now
+        self._events_in.inc(len(records))
+        return [self._item(accepted, dead, len(records), False)]
+
+    def _idle(self, now: int) -> list:
+        """§3 rule 9 in live runs: after D of silence the watermark moves on with the clock."""
+        if self._idle_ms is None or now - self._last_read < self._idle_ms or now < self._next_tick:
+            return []
+        self._next_tick = now + self._tick
+        mark = None
+        if self._intake.max_ts is not None:
+            mark = self._intake.max_ts + (now - self._max_arrived) - self._lateness
+            self._intake.advance(mark)  # events below it are late from now on
+        return [self._item([], [], 0, (IDLE, mark))]
+
+    def _item(self, accepted: list, dead: list, lines: int, final: object) -> tuple:
+        wm = self._intake.watermark
+        if wm is not None:
+            self._lag.set(max(0.0, (_wall_ms() - wm) / 1000))
+        return (self._index, accepted, dead, lines, wm, self._intake.max_ts, final)
+
+    def next_awake(self) -> datetime | None:
+        return self._awake
+
+    def snapshot(self) -> tuple:
+        return (self._reader.position(), self._intake.max_ts, self._intake.watermark, self._done)
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+class _LiveSource(FixedPartitionedSource):
+    def __init__(self, spec: LiveSpec, env: Env, process_id: int):
+        self._spec = spec
+        self._env = env
+        self._process_id = process_id
+        self._source = open_source(parse(spec.source, "source"), csv_typer=env.csv_typer, batch=spec.batch)
+        self.names = self._source.partitions()
+
+    def list_parts(self) -> list[str]:
+        # stdin belongs to the first process only; every other source is reachable from all
+        if self._spec.source == "-" and self._process_id:
+            return []
+        return [f"{i:05d}" for i in range(len(self.names))]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: object) -> _LivePartition:
+        index = int(for_part)
+        name = self.names[index]
+        position, max_ts, watermark, done = resume_state if resume_state is not None else (None, None, None, False)
+        intake = self._env.intake(index, name)
+        if max_ts is not None:
+            intake.max_ts = max_ts
+        if watermark is not None:
+            intake.advance(watermark)
+        settings = self._env.settings
+        part = _LivePartition(index, name, self._source.open(index, position), intake, self._env.type_of,
+                              self._spec.idle_advance_ms, self._spec.batch, settings.lateness_ms)
+        if done:
+            part._done = True  # a finite source that ended before the restart stays ended
+        if resume_state is not None:
+            log.info("resumed %s at %r", name, position)
+        return part
+
+
+# ---------------------------------------------------------------- shards
+
+
+class LiveShardLogic(ShardLogic):
+    """Replay's shard plus live time: idle partitions and shard-level lateness."""
+
+    def __init__(self, env: Env, names: list[str], state: bytes | None = None):
+        base = None
+        self._idle: dict[int, int | None] = {}
+        if state is not None:
+            base, self._idle = pickle.loads(state)
+        super().__init__(env, len(names), False, base)
+        self._names = names
+
+    def on_batch(self, values: list) -> tuple[list, bool]:
+        heap = self._heap
+        late: dict = {}
+        import heapq
+
+        for part, items, wm, max_ts, final in values:
+            idle = type(final) is tuple
+            for item in items:
+                if self._time is not None and item[0] < self._time:
+                    late[(item[1], item[2])] = item  # one dead letter per event, not per key group
+                else:
+                    heapq.heappush(heap, item)
+            if wm is not None and (self._wm[part] is None or wm > self._wm[part]):
+                self._wm[part] = wm
+            if max_ts is not None:
+                self._max[part] = max_ts
+            if idle:
+                self._idle[part] = final[1]
+            else:
+                self._idle.pop(part, None)
+                if final:
+                    self._open[part] = False
+        out: list = []
+        if late:
+            out.append(("d", [self._late(item) for item in late.values()]))
+        if not any(self._open):
+            # every partition ended (files, stdin): §3 rule 9, as replay
+            ends = [m for m in self._max if m is not None]
+            out += [("m", self._release(None, max(ends) if ends else None)), ("stats", self._rule_stats())]
+            metrics.set_live_runs(id(self), 0)
+            return out, StatefulBatchLogic.DISCARD
+        limit = self._limit()
+        if limit is not None:
+            matches = self._release(limit, limit)
+            if matches:
+                out.append(("m", matches))
+        metrics.set_live_runs(id(self), self._matcher.live_runs)
+        return out, StatefulBatchLogic.RETAIN
+
+    def _limit(self) -> int | None:
+        """§3.1 Partitions: the minimum over the partitions still open; an idle one
+        does not hold it back; all idle: the largest clock watermark."""
+        active = [w for p, (w, o) in enumerate(zip(self._wm, self._open)) if o and p not in self._idle]
+        if active:
+            return None if any(w is None for w in active) else min(active)
+        marks = [m for p, m in self._idle.items() if self._open[p] and m is not None]
+        return max(marks) if marks else None
+
+    def _late(self, item: tuple) -> DeadLetter:
+        ts, part, offset, _group, event = item
+        return DeadLetter(LATE, f"the event's time {ts} is below the watermark {self._time} already reached "
+                          "while its partition was idle (--idle-advance)", self._names[part], offset,
+                          orjson.dumps(event).decode())
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps((super().snapshot(), self._idle), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+# ---------------------------------------------------------------- sink
+
+
+class _OutPart(StatefulSinkPartition):
+    """Matches to the sink writer, dead letters to the dead-letter writer. The
+    webhook's failed deliveries arrive from its sender threads, hence the lock."""
+
+    def __init__(self, spec: LiveSpec, resume: dict | None):
+        resume = resume or {}
+        self._lock = threading.Lock()
+        self._dead = open_writer(parse(spec.dead_letter, "dead-letter"), "dead_letter", resume.get("d"), None)
+        self._matches = open_writer(parse(spec.sink, "sink"), "match", resume.get("m"), self._failed,
+                                    **spec.webhook)
+
+    def _failed(self, letter: DeadLetter) -> None:
+        metrics.DELIVERY_FAILED.inc()
+        self._write_dead([letter])
+
+    def _write_dead(self, letters: list) -> None:
+        with self._lock:
+            self._dead.write([d.to_json() for d in letters])
+        for d in letters:
+            metrics.DEAD_LETTERS.labels(reason=d.reason).inc()
+
+    def write_batch(self, values: list) -> None:
+        matches: list = []
+        dead: list = []
+        for is_side, value in values:
+            if is_side:
+                dead.extend(value[1])  # (partition, dead, lines, matched, irrelevant)
+                continue
+            kind, payload = value
+            if kind == "m":
+                matches.extend(payload)
+            elif kind == "d":
+                dead.extend(payload)
+        if dead:
+            self._write_dead(dead)
+        if matches:
+            self._matches.write([m.to_json() for m in matches])
+            for m in matches:
+                metrics.MATCHES.labels(rule=m.rule, output=m.output).inc()
+
+    def snapshot(self) -> dict:
+        # matches first: a webhook drains its queue, which may add dead letters
+        m = self._matches.snapshot()
+        with self._lock:
+            d = self._dead.snapshot()
+        return {"m": m, "d": d}
+
+    def close(self) -> None:
+        self._matches.close()
+        with self._lock:
+            self._dead.close()
+
+
+class _Out(FixedPartitionedSink):
+    def __init__(self, spec: LiveSpec):
+        self._spec = spec
+
+    def list_parts(self) -> list[str]:
+        return [OUT]
+
+    def part_fn(self, item_key: str) -> int:
+        return 0
+
+    def build_part(self, step_id: str, for_part: str, resume_state: object) -> _OutPart:
+        return _OutPart(self._spec, resume_state)
+
+
+# ---------------------------------------------------------------- flow
+
+
+def build_live_flow(spec: LiveSpec, env: Env, process_id: int = 0) -> Dataflow:
+    flow = Dataflow("cep_run")
+    source = _LiveSource(spec, env, process_id)
+    names = source.names
+    batches = op.input("read", flow, source)
+    routed = op.flat_map_batch("route", batches, make_router(env, spec.shards))
+    split = op.branch("split", routed, lambda item: item[0] != SIDE)
+    matched = op.stateful_batch("match", split.trues, lambda state: LiveShardLogic(env, names, state))
+    out = op.map("to_sink", op.merge("all", matched, split.falses),
+                 lambda item: (OUT, (item[0] == SIDE, item[1])))
+    op.output("sink", out, _Out(spec))
+    return flow
+
+
+# ---------------------------------------------------------------- running
+
+
+def setup_logging() -> None:
+    root = logging.getLogger("cep.run")
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s cep run[%(process)d] %(levelname)s %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        root.propagate = False
+
+
+def _on_signal(signum: int, _frame) -> None:
+    if STOP.is_set():
+        return
+    log.info("stop: %s received; draining, flushing and snapshotting", signal.Signals(signum).name)
+    STOP.set()
+
+
+def recovery_partitions(spec: LiveSpec) -> int:
+    return spec.workers * spec.processes
+
+
+def prepare_recovery(spec: LiveSpec) -> None:
+    """Create the recovery partition database on first use (bytewax.recovery.init_db_dir)."""
+    if spec.recovery_dir is None:
+        return
+    from bytewax.recovery import init_db_dir
+
+    path = Path(spec.recovery_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    if not any(path.glob("part-*.sqlite3")):
+        init_db_dir(path, recovery_partitions(spec))
+        log.info("recovery: created %d partitions in %s", recovery_partitions(spec), path)
+    else:
+        log.info("recovery: resuming from %s", path)
+
+
+def run_in_process(spec: LiveSpec, process_id: int = 0) -> None:
+    """This process's share of the run; returns when the sources end or a stop signal drained it."""
+    from bytewax.recovery import RecoveryConfig
+    from bytewax.run import cli_main
+
+    setup_logging()
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    if spec.metrics_port is not None:
+        port = spec.metrics_port + process_id
+        metrics.serve(port, spec.metrics_host)
+        log.info("metrics on http://%s:%d/metrics", spec.metrics_host, port)
+    env = Env(spec.env)
+    flow = build_live_flow(spec, env, process_id)
+    recovery = None
+    if spec.recovery_dir is not None:
+        backup = timedelta(seconds=spec.backup_interval_s)
+        recovery = RecoveryConfig(Path(spec.recovery_dir), backup_interval=backup)
+    log.info("start: source %s, sink %s, dead letters %s, %d worker(s) in process %d of %d",
+             parse(spec.source, "source").label, parse(spec.sink, "sink").label,
+             parse(spec.dead_letter, "dead-letter").label, spec.workers, process_id, spec.processes)
+    kwargs = {"workers_per_process": spec.workers, "epoch_interval": timedelta(seconds=spec.snapshot_interval_s),
+              "recovery_config": recovery}
+    if spec.processes > 1:
+        kwargs.update(process_id=process_id, addresses=list(spec.addresses))
+    cli_main(flow, **kwargs)
+    log.info("stop: process %d finished", process_id)
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def run(spec: LiveSpec, work_dir: str) -> int:
+    """Run until the sources end or SIGTERM/SIGINT; the exit code."""
+    setup_logging()
+    prepare_recovery(spec)
+    if spec.processes == 1:
+        run_in_process(spec)
+        return 0
+    ports = _free_ports(spec.processes)
+    spec = LiveSpec(**{**{f: getattr(spec, f) for f in LiveSpec.__dataclass_fields__},
+                       "addresses": tuple(f"127.0.0.1:{p}" for p in ports)})
+    path = os.path.join(work_dir, "cep-run-job.pickle")
+    with open(path, "wb") as fh:
+        pickle.dump(spec, fh)
+    procs = [subprocess.Popen([sys.executable, "-m", "cep.runtime.live", path, str(i)],
+                              stdin=None if i == 0 else subprocess.DEVNULL)
+             for i in range(spec.processes)]
+
+    def forward(signum: int, _frame) -> None:
+        log.info("stop: %s received; passing it to the %d processes", signal.Signals(signum).name, len(procs))
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [p.wait() for p in procs]
+    os.unlink(path)
+    if any(codes):
+        log.error("a process failed (exit codes %s)", codes)
+        return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """`python -m cep.runtime.live JOB PROCESS_ID`: one process of a `--processes N` run."""
+    path, process_id = argv[0], int(argv[1])
+    with open(path, "rb") as fh:
+        spec = pickle.load(fh)  # written by our own parent process, never user input
+    run_in_process(spec, process_id)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
