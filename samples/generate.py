@@ -211,7 +211,12 @@ def background(s: Stream, c: Customer) -> None:
 
 def scripted(s: Stream, cid: str, rule: str, t: int) -> None:
     j = s.jitter
-    if rule == "cart_abandonment_chat":
+    if rule == "cart_abandonment_twice":
+        # Two abandonments three hours apart: the second chat offer falls in
+        # the rule's 12 h cooldown, so the replay summary shows a suppression.
+        scripted(s, cid, "cart_abandonment_chat", t)
+        scripted(s, cid, "cart_abandonment_chat", t + 3 * HOUR)
+    elif rule == "cart_abandonment_chat":
         s.add(t, "session_start", cid, session_id=f"s-{cid}", channel="web")
         t += j(20, 40); s.add(t, "add_to_cart", cid, sku="sku-a2", price=199.0, qty=1)
         t += j(20, 40); s.add(t, "add_to_cart", cid, sku="sku-c1", price=9.9, qty=2)
@@ -278,6 +283,7 @@ SCRIPTED_RULES = (
     "cart_abandonment_chat", "pricing_hesitation", "search_dead_end", "help_page_loop", "payment_trouble",
     "error_streak", "channel_switch_to_phone", "repeat_contact", "case_reopened_twice",
     "vip_support_after_purchase", "stalled_application", "first_purchase_after_sessions", "funnel_drop_out",
+    "cart_abandonment_twice",
 )
 
 

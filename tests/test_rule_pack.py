@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from cep.compile import compile_ruleset
+from cep.engine import Engine, StreamSettings
 from cep.lang import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,3 +125,45 @@ def test_replaying_the_sample_fires_every_rule(pack, replayed):
 def test_replaying_the_sample_dead_letters_exactly_the_planted_bad_lines(replayed):
     _, dead = replayed
     assert sorted(d["reason"] for d in dead) == ["bad_time", "catalog", "invalid_json", "late", "missing_type"]
+
+
+def _pack_matches(pack, events: list[tuple[int, str, dict]]) -> list:
+    """Run the whole pack over (offset_s, type, fields) events, then end the input."""
+    engine = Engine(compile_ruleset(pack), StreamSettings())
+    for offset_s, type_, fields in events:
+        engine.feed({"type": type_, "ts": 1_800_000_000_000 + offset_s * 1000, **fields})
+    engine.finish()
+    return engine.take_matches()
+
+
+def _abandonment(offset_s: int, customer: str, value: float) -> list[tuple[int, str, dict]]:
+    return [
+        (offset_s, "add_to_cart", {"customer_id": customer, "sku": "sku-1", "price": value, "qty": 1}),
+        (offset_s + 10, "checkout_start", {"customer_id": customer, "cart_value": value, "items": 1}),
+    ]
+
+
+def test_cart_abandonment_offer_is_not_repeated_within_its_cooldown(pack):
+    # Two abandonments three hours apart, and a later event of someone else
+    # so that both idle deadlines pass: the second offer is suppressed by the
+    # 12 h cooldown (a rule test cannot show this: it allows extra matches).
+    events = _abandonment(0, "c1", 40.0) + _abandonment(3 * 3600, "c1", 52.0)
+    events.append((4 * 3600, "page_view", {"customer_id": "someone-else", "page": "/"}))
+    offers = [m.payload["cart_value"] for m in _pack_matches(pack, events) if m.rule == "cart_abandonment_chat"]
+    assert offers == [40.0]
+
+
+def test_cart_abandonment_offer_comes_back_after_its_cooldown(pack):
+    events = _abandonment(0, "c1", 40.0) + _abandonment(13 * 3600, "c1", 52.0)
+    events.append((14 * 3600, "page_view", {"customer_id": "someone-else", "page": "/"}))
+    offers = [m.payload["cart_value"] for m in _pack_matches(pack, events) if m.rule == "cart_abandonment_chat"]
+    assert offers == [40.0, 52.0]
+
+
+def test_replaying_the_sample_shows_a_cooldown_suppression(tmp_path):
+    summary = tmp_path / "summary.json"
+    proc = _cep("replay", str(SAMPLE), "--rules", str(RULES), "--lateness", "5s", "--quiet",
+                "--out", str(tmp_path / "m.jsonl"), "--dead-letter", str(tmp_path / "d.jsonl"),
+                "--summary-json", str(summary), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(summary.read_text())["rules"]["cart_abandonment_chat"]["suppressed"] >= 1
