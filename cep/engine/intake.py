@@ -2,7 +2,9 @@
 
 Per event, in this order (SPEC §1, §2 catalog, §3 rule 9, §3.1 Partitions):
 1. not a JSON object                    -> `not_an_object`
-2. no type, or a type that is not text  -> `missing_type`
+2. no type, or a type that is not text  -> `missing_type` (its time, when
+   readable and not late, still moves the watermark: §3.1 "every event with
+   a readable time moves it")
 3. a time that cannot be read           -> `bad_time`
 4. below this partition's watermark     -> `late` (does not move the watermark)
 5. the time moves the watermark (max time seen in this partition - lateness)
@@ -109,6 +111,17 @@ class Intake:
         if self._floor is None or watermark > self._floor:
             self._floor = watermark
 
+    def _note_time(self, event: dict) -> None:
+        """Move the watermark with the time of an event that is dead for another
+        reason, when that time is readable and not late."""
+        value = self._get_time(event)
+        ts = None if value is _ABSENT else self._read_time(value)
+        if ts is None:
+            return
+        wm = self.watermark
+        if (wm is None or ts >= wm) and (self.max_ts is None or ts > self.max_ts):
+            self.max_ts = ts
+
     def _dead(self, reason: str, detail: str, event: object, offset: object, raw: str | None) -> DeadLetter:
         return DeadLetter(reason, detail, self.source, offset, raw_text(event, raw))
 
@@ -117,6 +130,8 @@ class Intake:
             return self._dead(NOT_AN_OBJECT, f"the event is not a JSON object but {_json_kind(event)}",
                               event, offset, raw)
         type_name = self._get_type(event)
+        if type_name is _ABSENT or type_name is None or not isinstance(type_name, str) or not type_name:
+            self._note_time(event)
         if type_name is _ABSENT or type_name is None:
             return self._dead(MISSING_TYPE, f"the event has no type field '{self.settings.type_field}'",
                               event, offset, raw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -21,7 +22,11 @@ class StreamSettings:
 
 def match_id(rule: str, key: object, start_ts: int, end_ts: int) -> str:
     """SPEC §4: a deterministic hex digest of rule, key, start and end."""
-    return hashlib.blake2b(orjson.dumps([rule, key, start_ts, end_ts]), digest_size=16).hexdigest()
+    try:
+        text = orjson.dumps([rule, key, start_ts, end_ts])
+    except TypeError:  # orjson refuses integers beyond 64 bits; json writes them the same way
+        text = json.dumps([rule, key, start_ts, end_ts], separators=(",", ":"), ensure_ascii=False).encode()
+    return hashlib.blake2b(text, digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

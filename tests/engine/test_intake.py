@@ -112,8 +112,8 @@ def test_a_late_event_does_not_move_the_watermark():
 
 def test_events_without_a_readable_time_do_not_move_the_watermark():
     intake = _intake()
-    intake.read({"ts": T0}, None, None)  # no type: dead before its time is read
     intake.read({"type": "x", "ts": "garbage"}, None, None)
+    intake.read({"ts": "garbage"}, None, None)  # no type and no readable time either
     assert intake.watermark is None
 
 
@@ -136,3 +136,14 @@ def test_an_intake_survives_pickling_with_its_watermark():
     intake.read({"type": "x", "ts": 100}, None, None)
     again = pickle.loads(pickle.dumps(intake))
     assert (again.watermark, again.read({"type": "x", "ts": 50}, None, None).reason) == (90, "late")
+
+
+def test_an_event_without_type_still_moves_the_watermark_with_its_readable_time():
+    # §3.1 "every event with a readable time moves it": the typeless event at
+    # t=100 is a dead letter, but it lifts the watermark, so t=50 is late after it.
+    intake = Intake(StreamSettings(lateness_ms=10), None)
+    assert intake.read({"type": "a", "ts": 40}, 1) == (40, {"type": "a", "ts": 40})
+    dead = intake.read({"ts": 100}, 2)
+    assert dead.reason == "missing_type"
+    late = intake.read({"type": "a", "ts": 50}, 3)
+    assert late.reason == "late" and intake.watermark == 90

@@ -148,11 +148,14 @@ def test_an_expect_that_did_not_fire_says_so():
     assert _run(text).problems == (_line(text) + "expect big_purchase: big_purchase did not fire",)
 
 
-def test_a_given_event_that_breaks_the_catalog_fails_the_test():
-    text = 'test bad\n  given\n    0s purchase { customer_id: "a", amount: 100.0 }\n'
-    got = _run(text + "  expect nothing\n")
-    assert got.problems == (_line(text) + "the event is a dead letter (catalog): field 'order_id' is missing; "
-                            "the catalog declares it on purchase as str",)
+def test_a_given_event_that_breaks_the_catalog_is_a_check_error_with_its_position():
+    # `cep check` (and so `cep test`, which checks first) rejects it before any run
+    from cep.lang import load_text
+
+    text = 'test bad\n  given\n    0s purchase { customer_id: "a", amount: 100.0 }\n  expect nothing\n'
+    rs = load_text(PRICING + text, default_key="customer_id")
+    (diag,) = [d for d in rs.diagnostics if d.is_error]
+    assert (diag.span.line, diag.message) == (PRICING.count("\n") + 3, "event 'purchase' lacks its required field 'order_id'")
 
 
 def test_given_lines_are_taken_in_offset_order():
