@@ -21,7 +21,6 @@ Bytewax step each.
 
 from __future__ import annotations
 
-import heapq
 import os
 import pickle
 import threading
@@ -38,6 +37,7 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from cep.engine.model import DeadLetter, Stats
+from cep.engine.timeline import Timeline
 from cep.runtime import glue
 from cep.runtime.inputs import STDIN, Partition, Reader
 from cep.runtime.spill import SpillWriter
@@ -160,6 +160,7 @@ def make_router(env: glue.Env, shards: int) -> Callable[[list], list]:
     names = [f"s{i:04d}" for i in range(shards)]
     groups = env.groups  # [(group index, group, types or None for "every type")]
     key_of = env.key_of
+    n_groups = max(len(groups), 1)
 
     def route(batches: list) -> list:
         out = []
@@ -174,7 +175,8 @@ def make_router(env: glue.Env, shards: int) -> Callable[[list], list]:
                     key = key_of(group, event)
                     if key is None:
                         continue
-                    per[shard_of(key, shards)].append((ts, part, offset, gi, event))
+                    # the position orders an event's copies for several groups in one shard
+                    per[shard_of(key, shards)].append((ts, offset * n_groups + gi, (gi, event)))
                     hit = True
                 matched += hit
             # the watermark goes to every shard, with or without events for it
@@ -190,65 +192,56 @@ def make_router(env: glue.Env, shards: int) -> Callable[[list], list]:
 
 
 class ShardLogic(StatefulBatchLogic):
-    """The engine for the keys of one shard: a timeline buffer ordered by
-    (ts, partition, offset, group) and a Matcher (SPEC §3.1 Partitions)."""
+    """The engine for the keys of one shard: the engine's Timeline (events
+    released in (ts, partition, position) order below the minimum watermark of
+    the open partitions) feeding a Matcher (SPEC §3.1 Partitions).
+
+    A value is one source batch's share: (partition, items, watermark,
+    max_ts, final), items being (ts, seq, (group, event))."""
 
     def __init__(self, env: glue.Env, partitions: int, noop: bool, state: bytes | None = None):
-        self._env = env
-        self._noop = noop
         if state is None:
-            self._heap: list = []
-            self._wm: list = [None] * partitions
-            self._max: list = [None] * partitions
-            self._open = [True] * partitions
+            self._timeline = Timeline(partitions)
             self._time = None  # the last watermark given to the matcher
             self._matcher = None if noop else env.matcher()
         else:
-            self._heap, self._wm, self._max, self._open, self._time, matcher = pickle.loads(state)
+            self._timeline, self._time, matcher = pickle.loads(state)
             self._matcher = None if noop else env.restore_matcher(matcher)
 
     def on_batch(self, values: list) -> tuple[list, bool]:
-        heap = self._heap
+        timeline = self._timeline
+        push = timeline.push
         for part, items, wm, max_ts, final in values:
-            for item in items:
-                heapq.heappush(heap, item)
-            if wm is not None and (self._wm[part] is None or wm > self._wm[part]):
-                self._wm[part] = wm
-            if max_ts is not None:
-                self._max[part] = max_ts
+            for ts, seq, item in items:
+                push(ts, part, seq, item)
+            timeline.set_watermark(part, wm)
             if final:
-                self._open[part] = False
-        if not any(self._open):
-            # §3 rule 9: at the end the watermark is the largest event time of all partitions
-            ends = [m for m in self._max if m is not None]
-            matches = self._release(None, max(ends) if ends else None)
+                timeline.close(part, max_ts)
+        matches = self._release()
+        if timeline.closed:
+            # §3 rule 9: everything is out, the watermark was the largest time of the input
             return [("m", matches), ("stats", self._rule_stats())], StatefulBatchLogic.DISCARD
-        # a partition that has ended holds nothing back; one without an event yet holds all
-        marks = [w for w, o in zip(self._wm, self._open) if o]
-        if any(w is None for w in marks):
-            return [], StatefulBatchLogic.RETAIN
-        limit = min(marks)
-        matches = self._release(limit, limit)
         return ([("m", matches)] if matches else []), StatefulBatchLogic.RETAIN
 
-    def _release(self, below: int | None, time: int | None) -> list:
-        """Feed the events with ts < below (all when None), then resolve deadlines <= time."""
-        heap = self._heap
+    def _release(self) -> list:
+        """Feed the events below the frontier in timeline order, then resolve
+        the deadlines at or before it."""
+        timeline = self._timeline
         matcher = self._matcher
+        frontier = timeline.frontier
         out: list = []
-        pop = heapq.heappop
         if matcher is None:
-            while heap and (below is None or heap[0][0] < below):
-                pop(heap)
+            for _ in timeline.ready():
+                pass
             return out
-        while heap and (below is None or heap[0][0] < below):
-            ts, _part, _offset, group, event = pop(heap)
-            got = matcher.on_event(ts, event, group)
+        on_event = matcher.on_event
+        for ts, (group, event) in timeline.ready():
+            got = on_event(ts, event, group)
             if got:
                 out.extend(got)
-        if time is not None and (self._time is None or time > self._time):
-            self._time = time
-            got = matcher.on_time(time)
+        if frontier is not None and (self._time is None or frontier > self._time):
+            self._time = frontier
+            got = matcher.on_time(frontier)
             if got:
                 out.extend(got)
         return out
@@ -262,8 +255,7 @@ class ShardLogic(StatefulBatchLogic):
 
     def snapshot(self) -> bytes:
         matcher = None if self._matcher is None else self._matcher.snapshot()
-        return pickle.dumps((self._heap, self._wm, self._max, self._open, self._time, matcher),
-                            protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((self._timeline, self._time, matcher), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 # ---------------------------------------------------------------- sink

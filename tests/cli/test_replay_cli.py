@@ -267,3 +267,15 @@ def test_cep_toml_is_read_and_options_override_it(tmp_path, rules):
     proc = cep(source, "--rules", rules, "--lateness", "0s", "--out", "b.jsonl", "--dead-letter", "db.jsonl",
                "--quiet", cwd=tmp_path)
     assert [d["reason"] for d in jsonl(tmp_path / "db.jsonl")] == ["late"]
+
+
+def test_the_noop_matcher_reads_and_routes_everything_but_matches_nothing(tmp_path, rules):
+    # the hidden throughput floor: the dataflow without the NFA
+    source = write_jsonl(tmp_path / "e.jsonl", EVENTS)
+    proc = cep(source, "--rules", rules, "--matcher", "noop", "--out", tmp_path / "out.jsonl",
+               "--summary-json", tmp_path / "s.json", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert (tmp_path / "out.jsonl").read_bytes() == b""
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert (summary["events_read"], summary["matched_against"], summary["irrelevant"]) == (len(EVENTS), 6, 1)
+    assert "--matcher" not in subprocess.run([CEP, "replay", "--help"], capture_output=True, text=True).stdout

@@ -105,11 +105,11 @@ def test_a_shard_resumes_from_its_snapshot():
     ruleset = load_text(RULES)
     env = Env(EnvSpec((), None, StreamSettings()), ruleset, compile_ruleset(ruleset))
     t0 = 1_800_000_000_000
-    # (partition, items, watermark, max_ts, final); items are (ts, partition, offset, group, event)
+    # (partition, items, watermark, max_ts, final); items are (ts, position, (group, event))
     down = {"type": "link_down", "ts": t0, "customer_id": "a", "cause": "fibre"}
     login = {"type": "portal_login", "ts": t0 + 1000, "customer_id": "a", "channel": "portal"}
-    first = [(0, [(t0, 0, 1, 0, down)], t0, t0, False)]
-    second = [(0, [(t0 + 1000, 0, 2, 0, login)], t0 + 1000, t0 + 1000, True)]
+    first = [(0, [(t0, 1, (0, down))], t0, t0, False)]
+    second = [(0, [(t0 + 1000, 2, (0, login))], t0 + 1000, t0 + 1000, True)]
 
     straight = ShardLogic(env, 1, noop=False)
     straight.on_batch(first)
@@ -136,9 +136,9 @@ def test_a_shard_holds_events_until_every_open_partition_has_passed_them():
     login = {"type": "portal_login", "ts": t0 + 1000, "customer_id": "a", "channel": "portal"}
     shard = ShardLogic(env, 2, noop=False)
     # partition 1 races ahead with the login; partition 0 has not said anything yet
-    out, _ = shard.on_batch([(1, [(t0 + 1000, 1, 1, 0, login)], t0 + 5000, t0 + 5000, False)])
+    out, _ = shard.on_batch([(1, [(t0 + 1000, 1, (0, login))], t0 + 5000, t0 + 5000, False)])
     assert out == []
     # partition 0 brings the earlier link_down: only now, in time order, does it match
-    out, _ = shard.on_batch([(0, [(t0, 0, 1, 0, down)], t0 + 2000, t0 + 2000, False)])
+    out, _ = shard.on_batch([(0, [(t0, 1, (0, down))], t0 + 2000, t0 + 2000, False)])
     assert [(m.rule, m.start_ts, m.end_ts) for kind, ms in out if kind == "m" for m in ms] == [
         ("outage_contact", t0, t0 + 1000)]

@@ -141,8 +141,7 @@ class FileWriter:
 
     def write(self, items: list[dict]) -> None:
         self._fh.write(b"".join(orjson.dumps(item) + b"\n" for item in items))
-        if self._kind != "file":
-            self._fh.flush()  # a pipe reader sees each batch at once
+        self._fh.flush()  # a reader of the file or pipe sees each batch at once (fsync waits for snapshots)
 
     def flush(self) -> None:
         self._fh.flush()
