@@ -197,8 +197,11 @@ class ExprChecker:
         if not found:
             if name in self.keys:
                 return ANY
-            which = f"event type '{types[0]}'" if len(types) == 1 else "event types " + ", ".join(f"'{t}'" for t in types)
-            self.err(span, f"{which} has no field '{name}'",
+            if len(types) == 1:
+                message = f"event type '{types[0]}' has no field '{name}'"
+            else:
+                message = "none of the event types " + ", ".join(f"'{t}'" for t in types) + f" has a field '{name}'"
+            self.err(span, message,
                      _hint(name, [f.name for d in decls for f in d.fields], extra))
             return ANY
         kinds = {_DECL_KIND.get(f.type, "any") for f in found}
