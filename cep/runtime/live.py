@@ -59,6 +59,7 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from cep.engine.model import LATE, DeadLetter
+from cep.engine.timeline import Timeline
 from cep.runtime import metrics
 from cep.runtime.connectors import log, open_source, open_writer
 from cep.runtime.connectors.uri import parse
@@ -125,6 +126,7 @@ class _LivePartition(StatefulSourcePartition):
         self._next_tick = 0
         self._awake: datetime | None = None
         self._done = False
+        self._seq = 0
         self._events_in = metrics.EVENTS_IN.labels(partition=name)
         self._lag = metrics.WATERMARK_LAG.labels(partition=name)
 
@@ -155,7 +157,10 @@ class _LivePartition(StatefulSourcePartition):
             if type(got) is DeadLetter:
                 dead.append(got)
             else:
-                accepted.append((got[0], offset, type_of(value), value))
+                # the router orders ties by an int position: Kafka offsets and file lines are
+                # ints; Redis stream ids are not, so they get the partition's own count
+                self._seq += 1
+                accepted.append((got[0], offset if type(offset) is int else self._seq, type_of(value), value))
         if intake.max_ts != before:
             self._max_arrived = now
         self._events_in.inc(len(records))
@@ -182,7 +187,7 @@ class _LivePartition(StatefulSourcePartition):
         return self._awake
 
     def snapshot(self) -> tuple:
-        return (self._reader.position(), self._intake.max_ts, self._intake.watermark, self._done)
+        return (self._reader.position(), self._intake.max_ts, self._intake.watermark, self._done, self._seq)
 
     def close(self) -> None:
         self._reader.close()
@@ -205,7 +210,8 @@ class _LiveSource(FixedPartitionedSource):
     def build_part(self, step_id: str, for_part: str, resume_state: object) -> _LivePartition:
         index = int(for_part)
         name = self.names[index]
-        position, max_ts, watermark, done = resume_state if resume_state is not None else (None, None, None, False)
+        position, max_ts, watermark, done, seq = resume_state if resume_state is not None else (
+            None, None, None, False, 0)
         intake = self._env.intake(index, name)
         if max_ts is not None:
             intake.max_ts = max_ts
@@ -214,6 +220,7 @@ class _LiveSource(FixedPartitionedSource):
         settings = self._env.settings
         part = _LivePartition(index, name, self._source.open(index, position), intake, self._env.type_of,
                               self._spec.idle_advance_ms, self._spec.batch, settings.lateness_ms)
+        part._seq = seq
         if done:
             part._done = True  # a finite source that ended before the restart stays ended
         if resume_state is not None:
@@ -224,73 +231,85 @@ class _LiveSource(FixedPartitionedSource):
 # ---------------------------------------------------------------- shards
 
 
+class LiveTimeline(Timeline):
+    """The engine's Timeline plus idle partitions (`--idle-advance`, SPEC §3.1
+    Partitions): an idle partition does not hold the frontier back; when every
+    open partition is idle the frontier is the largest of their clock watermarks."""
+
+    __slots__ = ("_idle",)
+
+    def __init__(self, partitions: int) -> None:
+        super().__init__(partitions)
+        self._idle: dict[int, int | None] = {}
+
+    def __getstate__(self) -> tuple:
+        return (super().__getstate__(), self._idle)
+
+    def __setstate__(self, state: tuple) -> None:
+        base, self._idle = state
+        super().__setstate__(base)
+
+    def set_idle(self, partition: int, mark: int | None) -> None:
+        self._idle[partition] = mark
+
+    def set_active(self, partition: int) -> None:
+        self._idle.pop(partition, None)
+
+    @property
+    def frontier(self) -> int | None:
+        idle = self._idle
+        if not idle or self.closed:
+            return Timeline.frontier.fget(self)
+        active = [w for p, w in enumerate(self._wm) if not self._closed[p] and p not in idle]
+        if active:
+            return None if any(w is None for w in active) else min(active)
+        marks = [m for p, m in idle.items() if not self._closed[p] and m is not None]
+        return max(marks) if marks else None
+
+
 class LiveShardLogic(ShardLogic):
-    """Replay's shard plus live time: idle partitions and shard-level lateness."""
+    """Replay's shard on a LiveTimeline, with shard-level lateness: an event
+    below the time this shard has already resolved (its partition was idle
+    and came back) is a dead letter, never fed out of order."""
 
     def __init__(self, env: Env, names: list[str], state: bytes | None = None):
-        base = None
-        self._idle: dict[int, int | None] = {}
-        if state is not None:
-            base, self._idle = pickle.loads(state)
-        super().__init__(env, len(names), False, base)
+        super().__init__(env, len(names), False, state)
+        if state is None:
+            self._timeline = LiveTimeline(len(names))
         self._names = names
+        self._groups = max(len(env.groups), 1)
 
     def on_batch(self, values: list) -> tuple[list, bool]:
-        heap = self._heap
+        timeline = self._timeline
         late: dict = {}
-        import heapq
-
         for part, items, wm, max_ts, final in values:
-            idle = type(final) is tuple
-            for item in items:
-                if self._time is not None and item[0] < self._time:
-                    late[(item[1], item[2])] = item  # one dead letter per event, not per key group
+            for ts, seq, item in items:
+                if self._time is not None and ts < self._time:
+                    late[(part, id(item[1]))] = (ts, part, seq // self._groups, item[1])  # once per event
                 else:
-                    heapq.heappush(heap, item)
-            if wm is not None and (self._wm[part] is None or wm > self._wm[part]):
-                self._wm[part] = wm
-            if max_ts is not None:
-                self._max[part] = max_ts
-            if idle:
-                self._idle[part] = final[1]
+                    timeline.push(ts, part, seq, item)
+            timeline.set_watermark(part, wm)
+            if type(final) is tuple:  # (IDLE, clock watermark)
+                timeline.set_idle(part, final[1])
             else:
-                self._idle.pop(part, None)
+                timeline.set_active(part)
                 if final:
-                    self._open[part] = False
-        out: list = []
-        if late:
-            out.append(("d", [self._late(item) for item in late.values()]))
-        if not any(self._open):
+                    timeline.close(part, max_ts)
+        out: list = [("d", [self._late(*got) for got in late.values()])] if late else []
+        matches = self._release()
+        if matches:
+            out.append(("m", matches))
+        if timeline.closed:
             # every partition ended (files, stdin): §3 rule 9, as replay
-            ends = [m for m in self._max if m is not None]
-            out += [("m", self._release(None, max(ends) if ends else None)), ("stats", self._rule_stats())]
             metrics.set_live_runs(id(self), 0)
-            return out, StatefulBatchLogic.DISCARD
-        limit = self._limit()
-        if limit is not None:
-            matches = self._release(limit, limit)
-            if matches:
-                out.append(("m", matches))
+            return out + [("stats", self._rule_stats())], StatefulBatchLogic.DISCARD
         metrics.set_live_runs(id(self), self._matcher.live_runs)
         return out, StatefulBatchLogic.RETAIN
 
-    def _limit(self) -> int | None:
-        """§3.1 Partitions: the minimum over the partitions still open; an idle one
-        does not hold it back; all idle: the largest clock watermark."""
-        active = [w for p, (w, o) in enumerate(zip(self._wm, self._open)) if o and p not in self._idle]
-        if active:
-            return None if any(w is None for w in active) else min(active)
-        marks = [m for p, m in self._idle.items() if self._open[p] and m is not None]
-        return max(marks) if marks else None
-
-    def _late(self, item: tuple) -> DeadLetter:
-        ts, part, offset, _group, event = item
+    def _late(self, ts: int, part: int, offset: int, event: dict) -> DeadLetter:
         return DeadLetter(LATE, f"the event's time {ts} is below the watermark {self._time} already reached "
                           "while its partition was idle (--idle-advance)", self._names[part], offset,
                           orjson.dumps(event).decode())
-
-    def snapshot(self) -> bytes:
-        return pickle.dumps((super().snapshot(), self._idle), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 # ---------------------------------------------------------------- sink

@@ -14,6 +14,7 @@ length before the replayed epoch is written again.
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import sys
@@ -22,8 +23,8 @@ from itertools import islice
 
 import orjson
 
-from cep.runtime.connectors import Record, log
-from cep.runtime.inputs import STDIN, InputError, Reader, discover
+from cep.runtime.connectors import Record, decode_event, log
+from cep.runtime.inputs import STDIN, Reader, discover
 
 
 class FileEventSource:
@@ -75,7 +76,9 @@ class _FileReader:
 
 
 class _StdinReader:
-    """Stdin cannot seek: a restart reads on from wherever the pipe is."""
+    """JSON lines from stdin. Not replay's Reader: its buffered stdin waits for
+    64 KiB or the end of the pipe, and a live run must see each line as it comes.
+    Stdin cannot seek: a restart reads on from wherever the pipe is."""
 
     _END = object()
 
@@ -83,18 +86,21 @@ class _StdinReader:
         self._queue: queue.Queue = queue.Queue(maxsize=10_000)  # bounded: backpressure on the pipe
         self._offset = 0
         self.ended = False
-        self._thread = threading.Thread(target=self._pump, args=(Reader(part, typer),), daemon=True,
-                                        name="cep-stdin")
+        self._thread = threading.Thread(target=self._pump, daemon=True, name="cep-stdin")
         self._thread.start()
         log.info("connector up: stdin")
 
-    def _pump(self, reader) -> None:
+    def _pump(self) -> None:
+        # a raw read returns what the pipe holds; readline then hands over each whole line
+        stream = io.BufferedReader(io.FileIO(sys.stdin.fileno(), "rb", closefd=False))
         try:
-            for record in reader:
-                self._queue.put(record)
-        except (OSError, InputError) as exc:
+            for number, line in enumerate(stream, 1):
+                if line.strip():  # a blank line is not an event, as in replay
+                    self._queue.put(decode_event(line.rstrip(b"\r\n"), STDIN, number))
+        except OSError as exc:
             log.error("connector down: stdin: %s", exc)
         finally:
+            log.info("connector down: stdin reached its end")
             self._queue.put(self._END)
 
     def poll(self, n: int) -> list[Record]:
