@@ -453,8 +453,13 @@ def _active_nots(pat: Pattern, run: Run) -> list[ast.EventMatcher]:
     active: list[ast.EventMatcher] = []
     if run.cur < len(steps) and steps[run.cur].kind == "event" and run.c >= steps[run.cur].min:
         active.extend(pat.nots_after[run.cur])
-    if run.via_absence and run.cur > 0 and steps[run.cur - 1].kind != "event":
-        active.extend(pat.nots_after[run.cur - 1])
+    if run.via_absence:
+        # back over the absence steps just passed: a `not` after any of them
+        # keeps applying through a following absence window (docs/architecture.md)
+        j = run.cur - 1
+        while j >= 0 and steps[j].kind != "event":
+            active.extend(pat.nots_after[j])
+            j -= 1
     return active
 
 

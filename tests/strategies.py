@@ -195,44 +195,30 @@ def patterns(draw, types: tuple[str, ...]) -> tuple[str, tuple[Cap, ...], bool]:
     n_steps = draw(st.integers(1, 5))
     captures: list[Cap] = []
     parts: list[str] = []
-    kinds: list[str] = []  # "event" | "absence" | "not", as written
     uses_next = False
-    i = 0
-    while i < n_steps:
+    for i in range(n_steps):
+        cap = None
         if i == 0:
             text, cap = draw(_event_step(types, tuple(captures), i, True))
-            kind = "event"
         else:
             kind = draw(st.sampled_from(("event", "event", "event", "idle", "no", "not")))
             if kind == "not" and i == n_steps - 1:
                 kind = "event"  # SPEC §2: a pattern may not end with `not`
-            cap = None
             if kind == "event":
                 text, cap = draw(_event_step(types, tuple(captures), i, False))
             elif kind == "idle":
                 text = f"idle {_dur(draw(st.sampled_from(DURATIONS_S)))}"
-                kind = "absence"
             elif kind == "no":
                 text = (f"no {draw(matchers(types))}{draw(_where(tuple(captures)))} "
                         f"for {_dur(draw(st.sampled_from(DURATIONS_S)))}")
-                kind = "absence"
             else:
                 text = f"not {draw(matchers(types))}{draw(_where(tuple(captures)))}"
-            if kind == "absence" and kinds[-1] == "not":
-                prev_real = next(k for k in reversed(kinds) if k != "not")
-                if prev_real == "absence":
-                    # keep clear of `absence then not X then absence`: whether
-                    # the `not` applies inside the second window is open in SPEC
-                    text, cap = draw(_event_step(types, tuple(captures), i, False))
-                    kind = "event"
             connector = draw(st.sampled_from(("then", "then", "next")))
             uses_next = uses_next or connector == "next"
             text = f"{connector} {text}"
         parts.append(text)
-        kinds.append(kind)
         if cap is not None:
             captures.append(cap)
-        i += 1
     return "match " + "\n    ".join(parts), tuple(captures), uses_next
 
 

@@ -147,7 +147,7 @@ def _dataflow_source(name: str) -> str:
     return "p" + name[len("partition-"):-len(".jsonl")]
 
 
-@settings(max_examples=max(5, settings.default.max_examples // 20))
+@settings(max_examples=max(5, settings.default.max_examples // 6))
 @given(case=rules(), inputs=timelines(), lateness=st.sampled_from(LATENESS_MS),
        workers=st.sampled_from((1, 2, 4)))
 def test_dataflow_agrees_with_reference(case, inputs, lateness, workers) -> None:
