@@ -119,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
     from cep.runtime.glue import EnvSpec, RuleErrors, load_program
     from cep.runtime.inputs import InputError
 
+    # a stop while the rules load still ends the run gracefully (exit 0)
+    live.install_stop_handlers()
     try:
         config = load_config(args.config, {"stream.lateness": args.lateness})
         opts = _options(args, config.run)

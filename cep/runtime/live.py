@@ -419,6 +419,12 @@ def _on_signal(signum: int, _frame) -> None:
     STOP.set()
 
 
+def install_stop_handlers() -> None:
+    """SIGTERM / SIGINT: a graceful stop (flush, snapshot, exit 0), not Python's default exit."""
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+
 def recovery_partitions(spec: LiveSpec) -> int:
     return spec.workers * spec.processes
 
@@ -444,8 +450,7 @@ def run_in_process(spec: LiveSpec, process_id: int = 0) -> None:
     from bytewax.run import cli_main
 
     setup_logging()
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    install_stop_handlers()
     if spec.metrics_port is not None:
         port = spec.metrics_port + process_id
         metrics.serve(port, spec.metrics_host)
@@ -489,6 +494,8 @@ def run(spec: LiveSpec, work_dir: str) -> int:
     if spec.processes == 1:
         run_in_process(spec)
         return 0
+    if STOP.is_set():
+        return 0  # stopped before any process started
     ports = _free_ports(spec.processes)
     spec = LiveSpec(**{**{f: getattr(spec, f) for f in LiveSpec.__dataclass_fields__},
                        "addresses": tuple(f"127.0.0.1:{p}" for p in ports)})
@@ -517,6 +524,7 @@ def run(spec: LiveSpec, work_dir: str) -> int:
 
 def main(argv: list[str]) -> int:
     """`python -m cep.runtime.live JOB PROCESS_ID`: one process of a `--processes N` run."""
+    install_stop_handlers()
     path, process_id = argv[0], int(argv[1])
     with open(path, "rb") as fh:
         spec = pickle.load(fh)  # written by our own parent process, never user input
