@@ -72,10 +72,31 @@ def read_jsonl(path) -> list[dict]:
         return [orjson.loads(line) for line in fh.read().splitlines() if line.strip()]
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
 def cep(*args: str, cwd, stdin=None) -> subprocess.Popen:
     log = open(os.path.join(cwd, "cep.log"), "ab")  # noqa: SIM115 - the child holds it
-    return subprocess.Popen([sys.executable, "-m", "cep", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=log,
+    proc = subprocess.Popen([sys.executable, "-m", "cep", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=log,
                             stdin=stdin)
+    _STARTED.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_runs():
+    """A failed test must not leave a `cep run` (or its worker processes) behind."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            for pid in _children(proc.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass  # it ended on its own meanwhile
+            proc.kill()
+            proc.wait()
 
 
 def replay(tmp_path, rules, inputs: list[str]) -> list[dict]:
