@@ -521,7 +521,7 @@ def _syntax_diagnostic(path: str, text: str, exc: lark.exceptions.UnexpectedInpu
         tok = exc.token
         found = "the end of the file" if tok.type == "$END" else f"'{tok}'"
         if tok.type == "$END":
-            lines = text.splitlines() or [""]
+            lines = (text[:-1] if text.endswith("\n") else text).split("\n")
             line, col = len(lines), len(lines[-1]) + 1
             pos = len(text)
         else:
@@ -586,7 +586,7 @@ def parse_text(text: str, path: str = "<string>") -> tuple[ast.File, list[Diagno
             items.extend(got)
             diags.extend(problems)
     comments = []
-    for number, (line, blanked) in enumerate(zip(text.splitlines(), _blank_strings(text).splitlines()), 1):
+    for number, (line, blanked) in enumerate(zip(text.split("\n"), _blank_strings(text).split("\n")), 1):
         at = blanked.find("#")
         if at >= 0:
             comments.append(ast.Comment(line[at:].rstrip(), number))

@@ -61,7 +61,7 @@ def render(diag: Diagnostic, source: str | None) -> str:
     """`file:line:col: severity: message`, the source line with a caret under
     the span, and the hint."""
     out = [f"{diag.path}:{diag.span.line}:{diag.span.col}: {diag.severity}: {diag.message}"]
-    lines = source.splitlines() if source is not None else []
+    lines = source.split("\n") if source is not None else []  # the parser's notion of a line
     if 1 <= diag.span.line <= len(lines):
         text = lines[diag.span.line - 1].expandtabs(1)
         gutter = f"{diag.span.line:>5} | "

@@ -71,7 +71,7 @@ def fmt_string(value: str) -> str:
             out.append("\\t")
         elif ch == "\r":
             out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+        elif ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F or ch in "\u2028\u2029":
             out.append(f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
@@ -452,7 +452,7 @@ def _is_trailing(source_lines: list[str], comment: ast.Comment) -> bool:
 def fmt_File(file: ast.File, source: str = "") -> str:
     """The whole file in canonical layout (only for files that parsed
     without errors: a broken item would be lost)."""
-    src_lines = source.splitlines()
+    src_lines = source.split("\n")  # not splitlines: \x85 or \u2028 in a string is no line break
     items = sorted(file.items, key=lambda it: it.span.line)
     rendered = []  # (item, lines)
     for i, item in enumerate(items):
