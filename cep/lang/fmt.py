@@ -317,6 +317,24 @@ def fmt_Emit(e: ast.Emit) -> str:
     return text
 
 
+MAX_WIDTH = 100  # a payload longer than this on one line is written one field a line
+
+
+def fmt_emit_lines(e: ast.Emit, at: int) -> list[Line]:
+    """`emit` on one line when it fits; else one payload field a line, as
+    SPEC example 18 writes a long payload."""
+    one_line = CLAUSE_INDENT + fmt_Emit(e)
+    if len(one_line) <= MAX_WIDTH or not e.fields:
+        return [Line(one_line, at)]
+    head = CLAUSE_INDENT + "emit" + (" " + fmt_name(e.name) if e.name is not None else "") + " {"
+    lines = [Line(head, at)]
+    for i, f in enumerate(e.fields):
+        comma = "," if i < len(e.fields) - 1 else ""
+        lines.append(Line(CLAUSE_INDENT * 2 + fmt_PayloadField(f) + comma, _line_of(f, at)))
+    lines.append(Line(CLAUSE_INDENT + "}", e.span.end_line or at))
+    return lines
+
+
 def _line_of(node, fallback: int) -> int:
     span = getattr(node, "span", ast.NOWHERE)
     return span.line or fallback
@@ -337,7 +355,7 @@ def fmt_Rule(r: ast.Rule) -> list[Line]:
     if r.within is not None:
         lines.append(Line(CLAUSE_INDENT + "within " + r.within.text, _line_of(r.within, at)))
     if r.emit is not None:
-        lines.append(Line(CLAUSE_INDENT + fmt_Emit(r.emit), _line_of(r.emit, at)))
+        lines.extend(fmt_emit_lines(r.emit, _line_of(r.emit, at)))
     if r.cooldown is not None:
         lines.append(Line(CLAUSE_INDENT + "cooldown " + r.cooldown.text, _line_of(r.cooldown, at)))
     return lines

@@ -73,3 +73,26 @@ def test_formatting_is_idempotent_with_comments(file):
     assert format_text(once)[0] == once
     assert sorted(c.text for c in parse_text(once)[0].comments) == \
         sorted(c.text for c in parse_text(commented)[0].comments)
+
+
+def test_a_long_payload_is_written_one_field_a_line_and_reads_back_the_same():
+    from cep.lang.build import parse_text
+    from cep.lang.fmt import format_text
+
+    fields = ", ".join(f"field_{i}: count(views)" for i in range(8))
+    text = f"rule r\n  key customer_id\n  match 3 page_view as views\n  emit offer {{ {fields} }}\n"
+    out, diags = format_text(text)
+    assert not diags
+    assert "  emit offer {\n    field_0: count(views),\n" in out and out.endswith("    field_7: count(views)\n  }\n")
+    assert parse_text(out)[0] == parse_text(text)[0] and format_text(out)[0] == out
+
+
+def test_the_rule_pack_is_in_canonical_layout():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    cep = Path(sys.executable).with_name("cep")
+    proc = subprocess.run([str(cep), "fmt", "--check", "rules/"], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
