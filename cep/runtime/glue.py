@@ -66,6 +66,7 @@ class Env:
         self.program = program
         self.settings = spec.settings
         self._validator = catalog_validator(ruleset.catalog) if ruleset.catalog else None
+        self.validator = self._validator  # (type, event) -> None or the reason; None: no catalog
         self.csv_typer = None
         if ruleset.catalog:
             typer = csv_typer(ruleset.catalog)
