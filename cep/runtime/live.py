@@ -2,15 +2,17 @@
 
     input "read"      one partition per source partition (Kafka partition, Redis
                       stream, file): connector reader + Intake, batches as replay's
-      -> route, branch, stateful_batch "match"   replay's router and shards
-                      (`cep.runtime.dataflow`), the shards extended for live time
+      -> route          each event to the shard of its rule key, per key group;
+                      every watermark to every shard
+      -> stateful_batch "match"   the engine's Timeline (with idle partitions) + Matcher
       -> output "sink"  one sink partition: matches to --sink, dead letters to
                       --dead-letter, failed webhook deliveries to the dead letters
 
 The replay builder (`dataflow.build_flow`) reads files and writes sorted
-spill runs; it takes no other source or sink, so this module builds the same
-flow from the same parts (`make_router`, `ShardLogic`) with its own input and
-output steps.
+spill runs; it takes no other source or sink, and its routing and shard
+internals are tuned for files. This module builds the same shape of flow
+from the engine's public pieces (Intake, Timeline, Matcher, `Env`), so the
+matches are the same by construction of the engine, not by sharing code.
 
 Time (SPEC §3 rule 9, §3.1 Partitions). Without `--idle-advance` the shards
 do exactly what replay does, so the matches equal `cep replay`'s on the same
@@ -47,6 +49,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -58,15 +61,15 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from cep.engine.model import LATE, DeadLetter
+from cep.engine.model import LATE, DeadLetter, Stats
 from cep.engine.timeline import Timeline
 from cep.runtime import metrics
 from cep.runtime.connectors import log, open_source, open_writer
 from cep.runtime.connectors.uri import parse
-from cep.runtime.dataflow import SIDE, ShardLogic, make_router
 from cep.runtime.glue import Env, EnvSpec
 
 SHARDS_PER_WORKER = 32
+SIDE = "~side"  # the key of side items (dead letters, intake counts); never a shard name
 STOP = threading.Event()  # set by SIGTERM / SIGINT: every source partition ends
 IDLE = "idle"
 OUT = "out"  # the one sink partition
@@ -267,15 +270,61 @@ class LiveTimeline(Timeline):
         return max(marks) if marks else None
 
 
-class LiveShardLogic(ShardLogic):
-    """Replay's shard on a LiveTimeline, with shard-level lateness: an event
-    below the time this shard has already resolved (its partition was idle
-    and came back) is a dead letter, never fed out of order."""
+def shard_of(key: object, shards: int) -> int:
+    """A stable hash (never Python's salted `hash`): the same key lands on the
+    same shard in every process and every run, so a restart finds its state."""
+    data = key.encode() if type(key) is str else orjson.dumps(key, option=orjson.OPT_SORT_KEYS)
+    return zlib.crc32(data) % shards
+
+
+def make_router(env: Env, shards: int):
+    """Source batches -> one item per shard (its events and the partition's
+    watermark) and one side item (dead letters and counts)."""
+    names = [f"s{i:04d}" for i in range(shards)]
+    groups = env.groups  # [(group index, group, types or None for "every type")]
+    key_of = env.key_of
+    n_groups = max(len(groups), 1)
+
+    def route(batches: list) -> list:
+        out = []
+        for part, accepted, dead, lines, wm, max_ts, final in batches:
+            per: list[list] = [[] for _ in range(shards)]
+            matched = 0
+            for ts, offset, etype, event in accepted:
+                hit = False
+                for gi, group, types in groups:
+                    if types is not None and etype not in types:
+                        continue
+                    key = key_of(group, event)
+                    if key is None:
+                        continue
+                    # the position orders an event's copies for several groups in one shard
+                    per[shard_of(key, shards)].append((ts, offset * n_groups + gi, (gi, event)))
+                    hit = True
+                matched += hit
+            # the watermark (and idleness) goes to every shard, with or without events for it
+            for i in range(shards):
+                out.append((names[i], (part, per[i], wm, max_ts, final)))
+            out.append((SIDE, (part, dead, lines, matched, len(accepted) - matched)))
+        return out
+
+    return route
+
+
+class LiveShardLogic(StatefulBatchLogic):
+    """The keys of one shard: a LiveTimeline releasing events in (ts,
+    partition, position) order below the frontier, feeding a Matcher. An
+    event below the time this shard has already resolved (its partition was
+    idle and came back) is a dead letter, never fed out of order."""
 
     def __init__(self, env: Env, names: list[str], state: bytes | None = None):
-        super().__init__(env, len(names), False, state)
         if state is None:
             self._timeline = LiveTimeline(len(names))
+            self._time: int | None = None  # the last frontier given to the matcher
+            self._matcher = env.matcher()
+        else:
+            self._timeline, self._time, matcher = pickle.loads(state)
+            self._matcher = env.restore_matcher(matcher)
         self._names = names
         self._groups = max(len(env.groups), 1)
 
@@ -310,6 +359,33 @@ class LiveShardLogic(ShardLogic):
         return DeadLetter(LATE, f"the event's time {ts} is below the watermark {self._time} already reached "
                           "while its partition was idle (--idle-advance)", self._names[part], offset,
                           orjson.dumps(event).decode())
+
+    def _release(self) -> list:
+        """Feed the events below the frontier in timeline order, then resolve the
+        deadlines at or before it (§3.1 Ties: a deadline before an event of its time)."""
+        timeline = self._timeline
+        matcher = self._matcher
+        frontier = timeline.frontier
+        out: list = []
+        for ts, (group, event) in timeline.ready():
+            got = matcher.on_event(ts, event, group)
+            if got:
+                out.extend(got)
+        if frontier is not None and (self._time is None or frontier > self._time):
+            self._time = frontier
+            got = matcher.on_time(frontier)
+            if got:
+                out.extend(got)
+        return out
+
+    def _rule_stats(self) -> Stats:
+        stats = Stats()
+        stats.rules = self._matcher.stats.rules  # events are counted once, at the source
+        return stats
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps((self._timeline, self._time, self._matcher.snapshot()),
+                            protocol=pickle.HIGHEST_PROTOCOL)
 
 
 # ---------------------------------------------------------------- sink
