@@ -170,6 +170,7 @@ class _PartitionSource(StatefulSourcePartition):
         settings = self._env.settings
         type_field, time_field, lateness = settings.type_field, settings.time_field, settings.lateness_ms
         validator = self._env.validator
+        fits = self._env.fits
         flat = self._flat
         type_of = self._env.type_of
         route = router.route
@@ -203,7 +204,7 @@ class _PartitionSource(StatefulSourcePartition):
                         max_ts = ts
                         if wm is None or ts - lateness > wm:
                             wm = ts - lateness
-                    if validator is not None:
+                    if validator is not None and not fits(etype, event):
                         problem = validator(etype, event)
                         if problem is not None:
                             dead.append(DeadLetter(CATALOG, problem, self._source, number,
