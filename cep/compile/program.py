@@ -86,6 +86,11 @@ class CompiledRule:
     all_types: bool  # affected by every event type (`any`, `idle`, `next`)
     types: frozenset  # otherwise: the types its event, `no` and `not` steps name
     source: ast.Rule
+    # the first step's `where` requires `field == "constant"` (a top-level
+    # conjunct): (field path, constant), so the matcher can index the rule by
+    # (type, field, value) and an event only tries to start the rules whose
+    # constant it carries; None when there is no such conjunct
+    start_const: tuple[tuple[str, ...], str] | None = None
 
     def emit(self, caps, start: int, end: int, key) -> dict:
         """The payload: MISSING is written as null (§3.1)."""
@@ -161,6 +166,40 @@ class Program:
             if r.name == name:
                 return r
         return None
+
+
+def start_constant(where) -> tuple[tuple[str, ...], str] | None:
+    """A conjunct `field == "s"` (either side) that the where requires: if the
+    field is not that string the where cannot be exactly true (architecture:
+    `and` is true only when both sides are exactly True; `==` of a str literal
+    is true only for that str)."""
+    if where is None:
+        return None
+    if isinstance(where, ast.Binary):
+        if where.op == "and":
+            return start_constant(where.left) or start_constant(where.right)
+        if where.op == "==":
+            for a, b in ((where.left, where.right), (where.right, where.left)):
+                if isinstance(a, ast.Field) and isinstance(b, ast.Literal) and type(b.value) is str:
+                    return (tuple(a.path), b.value)
+    return None
+
+
+def field_getter(path: tuple[str, ...]) -> Callable[[dict], object]:
+    """event -> the value at a dotted path, or None when absent (or not a dict on the way)."""
+    if len(path) == 1:
+        name = path[0]
+        return lambda ev: ev.get(name)
+
+    def walk(ev):
+        v = ev
+        for p in path:
+            if type(v) is not dict:
+                return None
+            v = v.get(p)
+        return v
+
+    return walk
 
 
 def _compile_matcher(m: ast.EventMatcher, slots: dict[str, int]) -> Matcher_:
@@ -253,7 +292,8 @@ def compile_rule(rule: ast.Rule, index: int, group: int, key: tuple) -> Compiled
                         within_ms=rule.within.ms if rule.within is not None else None,
                         cooldown_ms=rule.cooldown.ms if rule.cooldown is not None else None,
                         payload=payload, n_slots=len(template), caps_template=tuple(template),
-                        all_types=all_types, types=frozenset(types), source=rule)
+                        all_types=all_types, types=frozenset(types), source=rule,
+                        start_const=start_constant(steps[0].source.matcher.where))
 
 
 def compile_rules(rules, catalog: dict | None = None) -> Program:

@@ -17,7 +17,7 @@ import heapq
 import pickle
 import orjson
 
-from cep.compile.program import Program, StepKind
+from cep.compile.program import Program, StepKind, field_getter
 from cep.engine.model import Match, Stats
 
 __all__ = ["Matcher"]
@@ -106,6 +106,27 @@ def _type_getter(type_field: str):
     return walk
 
 
+class _Plan:
+    """What an event of one type does to one key group: which of its rules it
+    can affect (`aff`, indexed by rule), which it may start (`always`: every
+    event of the type may; `consts`: only events whose field carries the
+    first step's constant), and the group's live (rule, key) states."""
+
+    __slots__ = ("g", "key_of", "active", "aff", "always", "consts")
+
+    def __init__(self, g, key_of, active, aff, always, consts):
+        self.g = g
+        self.key_of = key_of
+        self.active = active  # hkey -> [KeyState] in rule order
+        self.aff = aff
+        self.always = always  # tuple of CompiledRule, in rule order
+        self.consts = consts  # ((getter, {value: tuple of CompiledRule}), ...)
+
+
+def _union(a, b):
+    return tuple(sorted(set(a) | set(b), key=lambda r: r.index))
+
+
 class Matcher:
     """Runs a Program over one timeline.  See docs/architecture.md."""
 
@@ -114,7 +135,7 @@ class Matcher:
         self.max_runs_per_key = max_runs_per_key
         self.type_field = type_field
         self._etype = _type_getter(type_field)
-        self._states: list[dict] = [{} for _ in program.rules]
+        self._gk: list[dict] = [{} for _ in program.key_groups]  # per group: hkey -> [KeyState] in rule order
         self._dl: list = []  # deadlines: (time, seq, KeyState)
         self._wx: list = []  # within expiries: (start + within, seq, KeyState)
         self._cx: list = []  # cooldown expiries: (stamp + cooldown, seq, KeyState)
@@ -123,13 +144,30 @@ class Matcher:
         for r in program.rules:
             self.stats.rule(r.name)
         self._rstats = [self.stats.rules[r.name] for r in program.rules]
-        self._routes: dict = {}
+        self._plans: dict = {}  # (group, type) -> tuple of _Plan
 
     # ------------------------------------------------------------------ API
 
     @property
     def live_runs(self) -> int:
-        return sum(len(ks.runs) for states in self._states for ks in states.values())
+        return sum(len(ks.runs) for d in self._gk for lst in d.values() for ks in lst)
+
+    @property
+    def _states(self) -> list[dict]:
+        """Per rule: hkey -> KeyState (a view; the matcher indexes states by key group)."""
+        out: list[dict] = [{} for _ in self.program.rules]
+        for d in self._gk:
+            for lst in d.values():
+                for ks in lst:
+                    out[ks.rule][ks.hkey] = ks
+        return out
+
+    def describe_runs(self):
+        """(rule index, key, start, step index, taken, deadline) per live run, for `cep test`."""
+        for states in self._states:
+            for ks in states.values():
+                for run in ks.runs:
+                    yield (ks.rule, ks.key, run.start, run.pos, run.c, run.deadline)
 
     def on_event(self, ts: int, event: dict, group: int | None = None) -> list[Match]:
         """Resolve every deadline <= ts, then the event.  With `group` the event
@@ -141,31 +179,44 @@ class Matcher:
         if self._cx and self._cx[0][0] < ts:
             self._expire_stamps(ts)
         etype = self._etype(event)
-        route = self._routes.get((group, etype))
-        if route is None:
-            route = self._route(group, etype)
-        prog = self.program
-        rules = prog.rules
-        getters = prog.key_getters
+        try:
+            plans = self._plans.get((group, etype))
+        except TypeError:  # an unhashable type value: no type-named rule can use it
+            plans = self._plan(group, etype, cache=False)
+        if plans is None:
+            plans = self._plan(group, etype)
         relevant = False
-        if len(route) == 1:
-            r = rules[route[0]]
-            k = getters[r.group](event)
-            if k is not None:
-                relevant = True
-                self._on_rule_event(r, k, ts, event, etype, out)
-            route = ()
-        keys = {}
-        for ri in route:
-            r = rules[ri]
-            g = r.group
-            k = keys.get(g, keys)
-            if k is keys:
-                k = keys[g] = getters[g](event)
+        visit = self._on_rule_event
+        rules = self.program.rules
+        for pl in plans:
+            k = pl.key_of(event)
             if k is None:
                 continue
             relevant = True
-            self._on_rule_event(r, k, ts, event, etype, out)
+            hk = k if type(k) is str else _hkey(k)
+            starters = pl.always
+            for getter, table in pl.consts:
+                v = getter(event)
+                if type(v) is str:
+                    more = table.get(v)
+                    if more is not None:
+                        starters = _union(starters, more) if starters else more
+            lst = pl.active.get(hk)
+            if lst is None:
+                for r in starters:
+                    visit(r, None, k, hk, ts, event, etype, out, True)
+                continue
+            aff = pl.aff
+            if len(lst) == 1 and not starters:
+                ks = lst[0]
+                if aff[ks.rule]:
+                    visit(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
+                continue
+            # several rules: visit them in rule order, each once
+            live = {ks.rule: ks for ks in lst if aff[ks.rule]}
+            can = {r.index for r in starters}
+            for ri in sorted(live.keys() | can):
+                visit(rules[ri], live.get(ri), k, hk, ts, event, etype, out, ri in can)
         if group is None:
             if relevant:
                 self.stats.matched_against += 1
@@ -209,7 +260,11 @@ class Matcher:
         if len(states) != len(program.rules):
             raise ValueError("the snapshot was taken with a different rule set")
         m = cls(program, cap, type_field)
-        m._states, m._dl, m._wx, m._cx, m._seq, m.stats = states, dl, wx, cx, seq, stats
+        m._dl, m._wx, m._cx, m._seq, m.stats = dl, wx, cx, seq, stats
+        for ri, d in enumerate(states):
+            gk = m._gk[program.rules[ri].group]
+            for hk, ks in d.items():
+                gk.setdefault(hk, []).append(ks)  # rules in order: each list stays in rule order
         for r in program.rules:
             stats.rule(r.name)
         m._rstats = [stats.rules[r.name] for r in program.rules]
@@ -217,21 +272,47 @@ class Matcher:
 
     # ------------------------------------------------------------ routing
 
-    def _route(self, group, etype) -> tuple[int, ...]:
-        rules = self.program.rules_for(etype)
-        if group is not None:
-            rules = tuple(ri for ri in rules if self.program.rules[ri].group == group)
-        if len(self._routes) < 100_000:
-            self._routes[(group, etype)] = rules
-        return rules
+    def _plan(self, group, etype, cache: bool = True) -> tuple[_Plan, ...]:
+        prog = self.program
+        hashable = type(etype) is str or etype is None
+        out = []
+        for kg in prog.key_groups:
+            if group is not None and kg.index != group:
+                continue
+            aff = [False] * len(prog.rules)
+            always = []
+            consts: dict = {}
+            any_aff = False
+            for ri in kg.rules:
+                r = prog.rules[ri]
+                if not (r.all_types or (hashable and etype in r.types)):
+                    continue
+                aff[ri] = any_aff = True
+                types0 = r.steps[0].matcher.types
+                if types0 is not None and not (hashable and etype in types0):
+                    continue  # its first step cannot take this type
+                if r.start_const is None:
+                    always.append(r)
+                else:
+                    path, value = r.start_const
+                    consts.setdefault(path, {}).setdefault(value, []).append(r)
+            if not any_aff:
+                continue
+            out.append(_Plan(kg.index, prog.key_getters[kg.index], self._gk[kg.index], aff, tuple(always),
+                             tuple((field_getter(path), {v: tuple(rs) for v, rs in table.items()})
+                                   for path, table in consts.items())))
+        plans = tuple(out)
+        if cache and len(self._plans) < 100_000:
+            self._plans[(group, etype)] = plans
+        return plans
 
     # ------------------------------------------------------------ events
 
-    def _on_rule_event(self, r, k, ts, ev, etype, out):
+    def _on_rule_event(self, r, ks, k, hk, ts, ev, etype, out, can_start):
+        """One event for one rule and key: step the live runs (`ks`, or None
+        when the key has no state), then rule 1 if the plan says the first
+        step may take the event (`can_start`)."""
         ri = r.index
-        states = self._states[ri]
-        hk = _hkey(k)
-        ks = states.get(hk)
         steps = r.steps
         done = None
         discarded = 0  # completed runs that lost rule 7
@@ -258,11 +339,11 @@ class Matcher:
         # rule 1: an event that satisfies the first step starts a new run
         s0 = steps[0]
         m0 = s0.matcher
-        if (m0.types is None or etype in m0.types) and (
-                m0.where is None or m0.where(ev, r.caps_template, ts, ts, k)):
+        # the plan has checked the first step's type (and constant)
+        if can_start and (m0.where is None or m0.where(ev, r.caps_template, ts, ts, k)):
             rs.runs_started += 1
             if ks is None:
-                ks = states[hk] = KeyState(ri, k, hk)
+                ks = self._new_state(r, k, hk)
             # the cap counts every run still alive at this point, the ones that
             # just completed included
             if len(ks.runs) + (done is not None) + discarded >= self.max_runs_per_key:
@@ -294,6 +375,17 @@ class Matcher:
             self._complete(r, ks, done, ts, out)
         if not ks.runs:
             self._maybe_drop(ks)
+
+    def _new_state(self, r, k, hk) -> KeyState:
+        ks = KeyState(r.index, k, hk)
+        lst = self._gk[r.group].get(hk)
+        if lst is None:
+            self._gk[r.group][hk] = [ks]
+        else:
+            lst.append(ks)
+            if len(lst) > 1 and lst[-2].rule > r.index:
+                lst.sort(key=lambda x: x.rule)
+        return ks
 
     def _step_run(self, r, ks, run, ts, ev, etype, key):
         """§3 rules 2-4 for one run on one event: _KEEP, _DONE or a death reason."""
@@ -543,6 +635,10 @@ class Matcher:
     def _maybe_drop(self, ks):
         """A key with no live run keeps only its cooldown stamp."""
         if ks.stamp is None:
-            states = self._states[ks.rule]
-            if states.get(ks.hkey) is ks:
-                del states[ks.hkey]
+            gk = self._gk[self.program.rules[ks.rule].group]
+            lst = gk.get(ks.hkey)
+            if lst is not None and ks in lst:
+                if len(lst) == 1:
+                    del gk[ks.hkey]
+                else:
+                    lst.remove(ks)
