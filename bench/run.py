@@ -69,7 +69,7 @@ class Sizes:
 
 MODES = {
     # smoke: every section, as few processes as will do (tests/test_bench_smoke.py)
-    "smoke": Sizes(3_000, 300, 1_000, (1, 10), (1_000,), 3_000, 1, 50, ("p1", "all")),
+    "smoke": Sizes(3_000, 300, 1_000, (10,), (1_000,), 3_000, 1, 50, ("p1", "all")),
     "quick": Sizes(100_000, 5_000, 5_000, (1, 10, 100, 1000), (10_000, 100_000), 100_000, 3, 1000),
     "full": Sizes(1_000_000, 50_000, 100_000, (1, 10, 100, 1000), (10_000, 100_000, 1_000_000),
                   1_000_000, 5, 1000),
@@ -411,6 +411,7 @@ def main() -> None:
         mode.add_argument(f"--{m}", dest="mode", action="store_const", const=m)
     ap.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     ap.add_argument("--results", help="markdown output (default bench/RESULTS.md; smoke: bench/data/RESULTS-smoke.md)")
+    ap.add_argument("--json", help="raw figures (default bench/data/results-MODE.json)")
     ap.add_argument("--note", help="a note written at the top of the results (e.g. the machine was shared)")
     args = ap.parse_args()
     sizes = MODES[args.mode]
@@ -443,7 +444,7 @@ def main() -> None:
     md = render(res, sizes, args.mode, argv, started, minutes)
     with open(results_md, "w", encoding="utf-8") as fh:
         fh.write(md)
-    with open(os.path.join(DATA, f"results-{args.mode}.json"), "w", encoding="utf-8") as fh:
+    with open(args.json or os.path.join(DATA, f"results-{args.mode}.json"), "w", encoding="utf-8") as fh:
         json.dump(res, fh, indent=1, default=str)
     print(md)
     log(f"done in {minutes:.1f} min; wrote {results_md}")
