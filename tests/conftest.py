@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, settings
 
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
-settings.register_profile("ci", max_examples=600, deadline=None, suppress_health_check=_SLOW_OK,
+settings.register_profile("ci", max_examples=1000, deadline=None, suppress_health_check=_SLOW_OK,
                           print_blob=True)
 settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=_SLOW_OK)
 settings.register_profile("heavy", max_examples=20_000, deadline=None, suppress_health_check=_SLOW_OK,
