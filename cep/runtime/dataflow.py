@@ -170,10 +170,14 @@ class _PartitionSource(StatefulSourcePartition):
         settings = self._env.settings
         type_field, time_field, lateness = settings.type_field, settings.time_field, settings.lateness_ms
         validator = self._env.validator
-        fits = self._env.fits
+        checkers = self._env.catalog_checks
         flat = self._flat
         type_of = self._env.type_of
         route = router.route
+        inline = router.inline is not None
+        if inline:
+            in_group, in_types, in_key = router.inline
+            in_list = per[0]
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
         max_ts = intake.max_ts
@@ -204,13 +208,20 @@ class _PartitionSource(StatefulSourcePartition):
                         max_ts = ts
                         if wm is None or ts - lateness > wm:
                             wm = ts - lateness
-                    if validator is not None and not fits(etype, event):
+                    # the validator only for an event the precheck cannot vouch for
+                    if validator is not None and (check := checkers.get(etype)) is not None and not check(event):
                         problem = validator(etype, event)
                         if problem is not None:
                             dead.append(DeadLetter(CATALOG, problem, self._source, number,
                                                    line.decode("utf-8", "replace").rstrip("\r\n")))
                             continue
-                    matched += route(per, ts, part, number, etype, event)
+                    if inline:
+                        # _Router.inline: one shard, one key group keyed by one flat field
+                        if (in_types is None or etype in in_types) and event.get(in_key) is not None:
+                            in_list.append((ts, part, number, in_group, event))
+                            matched += 1
+                    else:
+                        matched += route(per, ts, part, number, etype, event)
                     continue
             # the general path: the Intake itself, with its state brought up to date
             intake.max_ts = max_ts
@@ -271,7 +282,7 @@ class _Router:
     matched against). `route` returns 1 for a matched-against event, else 0
     (irrelevant: no shard sees it, so no Matcher call for it)."""
 
-    __slots__ = ("names", "_shards", "_groups", "_n_groups", "route")
+    __slots__ = ("names", "_shards", "_groups", "_n_groups", "route", "inline")
 
     def __init__(self, env: glue.Env, shards: int):
         self.names = shard_names(shards)
@@ -285,6 +296,16 @@ class _Router:
             self.route = self._one_shard_one_group()
         else:
             self.route = self._general
+        # (group, types, key field) when the source may route in its own loop:
+        # one shard, one key group, keyed by one flat field (program: a missing
+        # or null key field means no key)
+        self.inline = None
+        key_groups = getattr(program, "key_groups", ())
+        if shards == 1 and len(self._groups) == 1 and len(key_groups) == 1:
+            fields = key_groups[0].fields
+            if len(fields) == 1 and len(fields[0]) == 1:
+                gi, types, _ = self._groups[0]
+                self.inline = (gi, types, fields[0][0])
 
     def empty(self) -> list[list]:
         return [[] for _ in range(self._shards)]

@@ -58,40 +58,54 @@ def _group_types(program, group) -> frozenset | None:
 _FITS = {"str": (str,), "int": (int,), "float": (float, int), "bool": (bool,), "list": (list,), "map": (dict,)}
 
 
-def catalog_precheck(catalog: dict):
-    """`fits(type_name, event) -> bool`: True only when the catalog validator
-    would accept the event (§2: declared fields present with their types,
-    undeclared types unchecked). False means "ask the validator", which then
-    words the verdict; so this only saves the validator's call for the events
-    that fit, with a set lookup per declared field."""
-    tables: dict[str, tuple | None] = {}
+def _field_check(field: str, kinds: frozenset | None):
+    if kinds is None:
+        return lambda event: event.get(field) is not None  # `any`, not optional: present and not null
+    # missing reads as None: only an optional field's kinds hold NoneType
+    return lambda event: type(event.get(field)) in kinds
+
+
+def _all_checks(checks: list):
+    if len(checks) == 1:
+        return checks[0]
+    return lambda event: all(check(event) for check in checks)
+
+
+def catalog_checks(catalog: dict) -> dict:
+    """type name -> `check(event) -> bool`, True only when the catalog
+    validator would accept the event (§2: declared fields present with their
+    types); a type without an entry needs no check (undeclared, or no declared
+    fields). False means "ask the validator", which then words the verdict; so
+    this only saves the validator's call for the events that fit, with a set
+    lookup per declared field."""
+    checkers: dict = {}
     for name, decl in catalog.items():
-        checks: list = []
+        checks: list | None = []
         for f in decl.fields:
             if f.type == "any":
                 if not f.optional:
-                    checks.append((f.name, None))  # present and not null
+                    checks.append(_field_check(f.name, None))
                 continue
             kinds = _FITS.get(f.type)
             if kinds is None:  # a field type this table does not know: always ask the validator
                 checks = None
                 break
-            checks.append((f.name, frozenset(kinds) | ({type(None)} if f.optional else frozenset())))
-        tables[name] = None if checks is None else tuple(checks)
-    unchecked = ()  # an undeclared type fits: the validator does not look at it
+            checks.append(_field_check(f.name, frozenset(kinds) | ({type(None)} if f.optional else frozenset())))
+        if checks is None:
+            checkers[name] = lambda event: False
+        elif checks:
+            checkers[name] = _all_checks(checks)
+        # no declared fields: nothing to check, as for an undeclared type
+    return checkers
+
+
+def catalog_precheck(catalog: dict):
+    """`fits(type_name, event) -> bool` over `catalog_checks`."""
+    checkers = catalog_checks(catalog)
 
     def fits(type_name: str, event: dict) -> bool:
-        checks = tables.get(type_name, unchecked)
-        if checks is None:
-            return False
-        for field, kinds in checks:
-            value = event.get(field)  # missing reads as None: only an optional field allows it
-            if kinds is None:
-                if value is None:
-                    return False
-            elif type(value) not in kinds:
-                return False
-        return True
+        check = checkers.get(type_name)
+        return check is None or check(event)
 
     return fits
 
@@ -109,7 +123,7 @@ class Env:
         self.settings = spec.settings
         self._validator = catalog_validator(ruleset.catalog) if ruleset.catalog else None
         self.validator = self._validator  # (type, event) -> None or the reason; None: no catalog
-        self.fits = catalog_precheck(ruleset.catalog) if ruleset.catalog else None
+        self.catalog_checks = catalog_checks(ruleset.catalog) if ruleset.catalog else {}
         self.csv_typer = None
         if ruleset.catalog:
             typer = csv_typer(ruleset.catalog)
