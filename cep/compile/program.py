@@ -262,7 +262,11 @@ def compile_rule(rule: ast.Rule, index: int, group: int, key: tuple) -> Compiled
             # guards of earlier absence steps in a row keep applying in this window
             raw.append(dict(kind=kind, min=1, max=1, connector=connector, matcher=m, duration=st.duration.ms,
                             slot=-1, capture=None, is_list=False, wait=[], pre=tuple(pending_pre), src=st))
-    if pending_pre:
+    # A `not` after an absence step with only absence steps after it has been
+    # attached to those windows (`pre` above): §3.1, it applies until an event
+    # step takes its first event, and there is none.  Only a pattern written to
+    # end with `not` is malformed (the checker rejects it first).
+    if pending_pre and isinstance(rule.pattern[-1].step, ast.NotStep):
         raise ValueError(f"rule {rule.name}: a pattern may not end with `not`")
     if raw[0]["kind"] != StepKind.EVENT or raw[0]["min"] < 1:
         raise ValueError(f"rule {rule.name}: a pattern must start with an event step with min >= 1")
