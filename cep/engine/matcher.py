@@ -112,15 +112,24 @@ class _Plan:
     event of the type may; `consts`: only events whose field carries the
     first step's constant), and the group's live (rule, key) states."""
 
-    __slots__ = ("g", "key_of", "active", "aff", "always", "consts")
+    __slots__ = ("g", "key_of", "kname", "active", "aff", "always", "cname", "ctable", "consts")
 
-    def __init__(self, g, key_of, active, aff, always, consts):
+    def __init__(self, g, key_fields, key_of, active, aff, always, consts):
         self.g = g
         self.key_of = key_of
+        # a key of one plain field is read inline: no call per event
+        self.kname = key_fields[0][0] if len(key_fields) == 1 and len(key_fields[0]) == 1 else None
         self.active = active  # hkey -> [KeyState] in rule order
         self.aff = aff
         self.always = always  # tuple of CompiledRule, in rule order
-        self.consts = consts  # ((getter, {value: tuple of CompiledRule}), ...)
+        # ((path, {value: tuple of CompiledRule}), ...); the first, when its
+        # path is one plain field, is read inline (cname, ctable)
+        self.cname = self.ctable = None
+        if consts and len(consts[0][0]) == 1:
+            self.cname = consts[0][0][0]
+            self.ctable = consts[0][1]
+            consts = consts[1:]
+        self.consts = tuple((field_getter(path), table) for path, table in consts)
 
 
 def _union(a, b):
@@ -145,6 +154,8 @@ class Matcher:
             self.stats.rule(r.name)
         self._rstats = [self.stats.rules[r.name] for r in program.rules]
         self._plans: dict = {}  # (group, type) -> tuple of _Plan
+        self._plans0: dict = {}  # type -> tuple of _Plan, for group None
+        self._tf = type_field if "." not in type_field else None  # read inline when not dotted
 
     # ------------------------------------------------------------------ API
 
@@ -174,49 +185,80 @@ class Matcher:
         goes only to the rules of that key group, and is not counted in
         matched_against / irrelevant (the caller counts it once)."""
         out: list[Match] = []
-        if self._dl and self._dl[0][0] <= ts:
+        dl = self._dl
+        if dl and dl[0][0] <= ts:
             self._advance(ts, out)
-        if self._cx and self._cx[0][0] < ts:
+        cx = self._cx
+        if cx and cx[0][0] < ts:
             self._expire_stamps(ts)
-        etype = self._etype(event)
+        tf = self._tf
+        etype = event.get(tf) if tf is not None else self._etype(event)
         try:
-            plans = self._plans.get((group, etype))
+            plans = self._plans0.get(etype) if group is None else self._plans.get((group, etype))
         except TypeError:  # an unhashable type value: no type-named rule can use it
             plans = self._plan(group, etype, cache=False)
         if plans is None:
             plans = self._plan(group, etype)
         relevant = False
-        visit = self._on_rule_event
-        rules = self.program.rules
         for pl in plans:
-            k = pl.key_of(event)
+            kn = pl.kname
+            k = event.get(kn) if kn is not None else pl.key_of(event)
             if k is None:
                 continue
             relevant = True
-            hk = k if type(k) is str else _hkey(k)
+            hk = k if k.__class__ is str else _hkey(k)
             starters = pl.always
-            for getter, table in pl.consts:
-                v = getter(event)
-                if type(v) is str:
-                    more = table.get(v)
+            cn = pl.cname
+            if cn is not None:
+                v = event.get(cn)
+                if v.__class__ is str:
+                    more = pl.ctable.get(v)
                     if more is not None:
                         starters = _union(starters, more) if starters else more
+                for getter, table in pl.consts:
+                    v = getter(event)
+                    if v.__class__ is str:
+                        more = table.get(v)
+                        if more is not None:
+                            starters = _union(starters, more) if starters else more
             lst = pl.active.get(hk)
             if lst is None:
                 for r in starters:
-                    visit(r, None, k, hk, ts, event, etype, out, True)
+                    self._on_rule_event(r, None, k, hk, ts, event, etype, out, True)
                 continue
             aff = pl.aff
-            if len(lst) == 1 and not starters:
-                ks = lst[0]
-                if aff[ks.rule]:
-                    visit(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
+            rules = self.program.rules
+            if not starters:
+                if len(lst) == 1:
+                    ks = lst[0]
+                    if aff[ks.rule]:
+                        self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
+                else:
+                    for ks in tuple(lst):  # a visit may drop its state from the list
+                        if aff[ks.rule]:
+                            self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
                 continue
-            # several rules: visit them in rule order, each once
-            live = {ks.rule: ks for ks in lst if aff[ks.rule]}
-            can = {r.index for r in starters}
-            for ri in sorted(live.keys() | can):
-                visit(rules[ri], live.get(ri), k, hk, ts, event, etype, out, ri in can)
+            # live states and starters, both in rule order: merge, each rule once
+            i = 0
+            live = tuple(lst)
+            n = len(live)
+            for r in starters:
+                ri = r.index
+                while i < n and live[i].rule < ri:
+                    ks = live[i]
+                    if aff[ks.rule]:
+                        self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
+                    i += 1
+                if i < n and live[i].rule == ri:
+                    self._on_rule_event(r, live[i], k, hk, ts, event, etype, out, True)
+                    i += 1
+                else:
+                    self._on_rule_event(r, None, k, hk, ts, event, etype, out, True)
+            while i < n:
+                ks = live[i]
+                if aff[ks.rule]:
+                    self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
+                i += 1
         if group is None:
             if relevant:
                 self.stats.matched_against += 1
@@ -298,12 +340,13 @@ class Matcher:
                     consts.setdefault(path, {}).setdefault(value, []).append(r)
             if not any_aff:
                 continue
-            out.append(_Plan(kg.index, prog.key_getters[kg.index], self._gk[kg.index], aff, tuple(always),
-                             tuple((field_getter(path), {v: tuple(rs) for v, rs in table.items()})
-                                   for path, table in consts.items())))
+            out.append(_Plan(kg.index, kg.fields, prog.key_getters[kg.index], self._gk[kg.index], aff,
+                             tuple(always),
+                             tuple((path, {v: tuple(rs) for v, rs in table.items()}) for path, table in consts.items())))
         plans = tuple(out)
-        if cache and len(self._plans) < 100_000:
-            self._plans[(group, etype)] = plans
+        cache_ = self._plans0 if group is None else self._plans
+        if cache and len(cache_) < 100_000:
+            cache_[etype if group is None else (group, etype)] = plans
         return plans
 
     # ------------------------------------------------------------ events
