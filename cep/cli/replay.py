@@ -179,32 +179,30 @@ def _summary(stats, n_matches: int, wall: float, out: str | None, dead: str | No
     }
 
 
-def _print_summary(summary: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _table(rows: list[tuple[str, ...]], align: str) -> list[str]:
+    """Rows as aligned columns (`align`: one `<` or `>` per column)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(align))]
+    return ["  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(row, align, widths)).rstrip() for row in rows]
 
-    console = Console(stderr=True)
-    totals = Table(title="cep replay", show_header=False, box=None)
-    totals.add_column(justify="left")
-    totals.add_column(justify="right")
-    totals.add_row("events read", f"{summary['events_read']:,}")
-    totals.add_row("  matched against", f"{summary['matched_against']:,}")
-    totals.add_row("  irrelevant", f"{summary['irrelevant']:,}")
-    totals.add_row("  dead letters", f"{summary['dead_letters']:,}")
-    for reason, n in summary["dead_letters_by_reason"].items():
-        totals.add_row(f"    {reason}", f"{n:,}")
-    totals.add_row("matches written", f"{summary['matches']:,}")
-    totals.add_row("wall time", f"{summary['wall_seconds']:.2f} s")
+
+def _print_summary(summary: dict) -> None:
+    # plain text, not rich: importing rich costs a tenth of a second of the start-up
+    totals = [("events read", f"{summary['events_read']:,}"),
+              ("  matched against", f"{summary['matched_against']:,}"),
+              ("  irrelevant", f"{summary['irrelevant']:,}"),
+              ("  dead letters", f"{summary['dead_letters']:,}")]
+    totals += [(f"    {reason}", f"{n:,}") for reason, n in summary["dead_letters_by_reason"].items()]
     rate = summary["events_per_second"]
-    totals.add_row("throughput", f"{rate:,.0f} events/s" if rate is not None else "-")
-    console.print(totals)
-    rules = Table(title="per rule")
-    for col in ("rule", "matches", "suppressed", "runs started"):
-        rules.add_column(col, justify="left" if col == "rule" else "right")
-    for name, r in summary["rules"].items():
-        rules.add_row(name, f"{r['matches']:,}", f"{r['suppressed']:,}", f"{r['runs_started']:,}")
+    totals += [("matches written", f"{summary['matches']:,}"),
+               ("wall time", f"{summary['wall_seconds']:.2f} s"),
+               ("throughput", f"{rate:,.0f} events/s" if rate is not None else "-")]
+    lines = ["cep replay", *_table(totals, "<>")]
     if summary["rules"]:
-        console.print(rules)
+        rules = [("rule", "matches", "suppressed", "runs started")]
+        rules += [(name, f"{r['matches']:,}", f"{r['suppressed']:,}", f"{r['runs_started']:,}")
+                  for name, r in summary["rules"].items()]
+        lines += ["", "per rule", *_table(rules, "<>>>")]
+    print("\n".join(lines), file=sys.stderr)
     if summary["dead_letters"]:
         # a plain line, never wrapped: the path is what the reader needs
         print(f"cep replay: {summary['dead_letters']:,} dead letters written to {summary['dead_letter_file']}",
