@@ -71,7 +71,7 @@ MODES = {
     # smoke: every section, as few processes as will do (tests/test_bench_smoke.py)
     "smoke": Sizes(3_000, 300, 1_000, (10,), (1_000,), 3_000, 1, 50, ("p1", "all")),
     "quick": Sizes(100_000, 5_000, 5_000, (1, 10, 100, 1000), (10_000, 100_000), 100_000, 3, 1000),
-    "full": Sizes(1_000_000, 50_000, 100_000, (1, 10, 100, 1000), (10_000, 100_000, 1_000_000),
+    "full": Sizes(1_000_000, 50_000, 20_000, (1, 10, 100, 1000), (10_000, 100_000, 1_000_000),
                   1_000_000, 5, 1000),
 }
 
@@ -340,6 +340,7 @@ def render(res: dict, sizes: Sizes, mode: str, argv: list[str], started: str, mi
              "Machine (`lscpu`, `free -h`):", "", "```", m["lscpu"], "", m["free"], "```", ""]
     if res.get("note"):
         lines += [f"**Note.** {res['note']}", ""]
+    lines += ["Where the time goes, and what to change: `bench/PROFILE.md` (flame graphs beside it).", ""]
     lines += ["## Targets", "", table(["target", "measured", "wanted", "met"], targets(res)), ""]
     if "replay" in res:
         flink = {**FLINK}
