@@ -254,14 +254,13 @@ class ExprChecker:
                 value = self.ctx.lets[name]
                 return self.check(value) if _is_constant(value) else ANY  # check_lets reports the rest
         if self.in_emit:
-            if e.backticked:
-                self.out.append(warning(self.path, e.span, f"field '{name}' is always null in emit",
-                                        "there is no current event at completion; read a capture: `c.field`"))
-                return Ty("null")
-            self.err(e.span, f"unknown name '{name}': not a capture or a constant",
-                     _hint(name, self.visible, self.ctx.lets) or
-                     "in emit, read fields through a capture (`checkout.cart_value`)")
-            return ANY
+            # SPEC §2: "In emit, bare field names are missing" -- legal, written
+            # as null, but almost always a slip: warn, with the closest capture.
+            self.out.append(warning(self.path, e.span, f"'{name}' is not a capture or a constant: a bare field "
+                                    "in emit is always null",
+                                    _hint(name, self.visible, self.ctx.lets) or
+                                    "there is no current event at completion; read a capture: `checkout.cart_value`"))
+            return ANY  # its value is null; ANY keeps `.field` on it from a second report
         if self.step_types is None:
             return ANY
         extra = list(self.visible) + list(self.ctx.lets)

@@ -54,8 +54,10 @@ CASES = [
      "a step cannot refer to its own capture 'v'", (1, 40), None),
     ("rule r match page_view as a then purchase as a", "error", "capture 'a' is bound twice in rule 'r'",
      (1, 46), None),
-    ("rule r match page_view as a emit { x: b.amount }", "error", "unknown name 'b': not a capture or a constant",
-     (1, 39), None),
+    # SPEC §2: a bare field in emit is legal and missing (null): a warning, not an error
+    ("rule r match page_view as a emit { x: b.amount }", "warning",
+     "'b' is not a capture or a constant: a bare field in emit is always null", (1, 39),
+     "there is no current event at completion; read a capture: `checkout.cart_value`"),
     ("rule r match idle 5m then page_view", "error", "a pattern cannot start with 'idle'", (1, 14), None),
     ("rule r match no purchase for 5m then page_view", "error", "a pattern cannot start with 'no'", (1, 14), None),
     ("rule r match not purchase then page_view", "error", "a pattern cannot start with 'not'", (1, 14), None),
