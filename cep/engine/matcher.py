@@ -155,6 +155,8 @@ class Matcher:
         self._rstats = [self.stats.rules[r.name] for r in program.rules]
         self._plans: dict = {}  # (group, type) -> tuple of _Plan
         self._plans0: dict = {}  # type -> tuple of _Plan, for group None
+        # per rule, per step: the specialised §3 rules 2-4 for a run at that step
+        self._steppers = [tuple(self._make_stepper(r, st) for st in r.steps) for r in program.rules]
         self._tf = type_field if "." not in type_field else None  # read inline when not dotted
 
     # ------------------------------------------------------------------ API
@@ -366,8 +368,9 @@ class Matcher:
                 self._within(r, ks, ts)
             w = 0
             died = rs.died
+            adv = self._steppers[ri]
             for run in runs:
-                res = self._step_run(r, ks, run, ts, ev, etype, k)
+                res = adv[run.pos](run, ts, ev, etype, k, ks)
                 if res is _KEEP:
                     runs[w] = run
                     w += 1
@@ -430,93 +433,126 @@ class Matcher:
                 lst.sort(key=lambda x: x.rule)
         return ks
 
-    def _step_run(self, r, ks, run, ts, ev, etype, key):
-        """§3 rules 2-4 for one run on one event: _KEEP, _DONE or a death reason."""
+    def _make_stepper(self, r, s):
+        """§3 rules 2-4 for a run at step `s`, specialised at start-up on the
+        step's shape: `f(run, ts, ev, etype, key, ks) -> _KEEP | _DONE | reason`.
+        The branches are those of the generic reading below, in the same order;
+        only what the step's shape makes impossible is left out."""
         steps = r.steps
-        s = steps[run.pos]
-        c = run.c
-        caps = run.caps
-        start = run.start
+        settle = self._settle
         if s.kind != _EVENT:
             # waiting inside the window of an absence step that follows another
             # absence step (§3.1 "Two absence steps in a row")
-            for g in s.pre_guards:
-                if g.test(etype, ev, caps, start, ts, key):
-                    return _DIE_NOT
-            if s.kind == _IDLE:
-                return _DIE_IDLE
-            if s.matcher.test(etype, ev, caps, start, ts, key):
-                return _DIE_NO
-            return _KEEP
-        mn = s.min
-        at_min = c >= mn
-        # rule 3 (§3.1: absolute, checked before anything the event could do)
-        if at_min:
-            for g in s.wait_guards:
-                if g.test(etype, ev, caps, start, ts, key):
-                    return _DIE_NOT
-        if c == 0:
-            # §3.1: a `not` after an absence step applies until the next event
-            # step takes its first event
-            for g in s.pre_guards:
-                if g.test(etype, ev, caps, start, ts, key):
-                    return _DIE_NOT
-        # rule 2, first bullet: moving on beats staying; the look passes over
-        # min-0 steps and stops at an absence step
-        if at_min:
-            j = s.index + 1
-            n = len(steps)
-            while j < n:
-                t = steps[j]
-                if t.kind != _EVENT:
-                    break
-                m = t.matcher
-                if (m.types is None or etype in m.types) and (m.where is None or m.where(ev, caps, start, ts, key)):
-                    run.pos = j
-                    run.c = 1
-                    run.anchor = ts
-                    run.deadline = None
-                    if t.slot >= 0:
-                        if t.is_list:
-                            caps[t.slot] = [ev]
-                        else:
-                            caps[t.slot] = ev
-                    return self._settle(r, ks, run, t)
-                if t.min > 0:
-                    break
-                j += 1
-        # rule 2, second bullet (§3.1 greedy steps); also restarts the absence
-        # window before rule 4 could kill (§3.1)
-        if c < s.max:
-            m = s.matcher
-            if (m.types is None or etype in m.types) and (m.where is None or m.where(ev, caps, start, ts, key)):
+            pre = tuple((g.types, g.where) for g in s.pre_guards)
+            idle = s.kind == _IDLE
+            wtypes, wwhere = (None, None) if idle else (s.matcher.types, s.matcher.where)
+
+            def absence(run, ts, ev, etype, key, ks):
+                for types, where in pre:
+                    if (types is None or etype in types) and (where is None or where(ev, run.caps, run.start, ts, key)):
+                        return _DIE_NOT
+                if idle:
+                    return _DIE_IDLE
+                if (wtypes is None or etype in wtypes) and (wwhere is None or wwhere(ev, run.caps, run.start, ts, key)):
+                    return _DIE_NO
+                return _KEEP
+
+            return absence
+
+        mn, mx = s.min, s.max
+        wait = tuple((g.types, g.where) for g in s.wait_guards)
+        pre = tuple((g.types, g.where) for g in s.pre_guards)
+        # rule 2, first bullet: the look passes over min-0 steps and stops at an
+        # absence step or after the first step with min > 0
+        look = []
+        j = s.index + 1
+        while j < len(steps) and steps[j].kind == _EVENT:
+            t = steps[j]
+            look.append((t, t.index, t.matcher.types, t.matcher.where, t.slot, t.is_list,
+                         t.final and t.min <= 1))
+            if t.min > 0:
+                break
+            j += 1
+        look = tuple(look)
+        own_types, own_where = s.matcher.types, s.matcher.where
+        slot, is_list = s.slot, s.is_list
+        next_kills = s.next_kills
+        c0_next = s.connector == "next"  # only a run at c == 0 (after an absence step) reads it
+        win = steps[s.window] if s.window >= 0 else None
+        win_idle = win is not None and win.kind == _IDLE
+        win_types, win_where = (win.matcher.types, win.matcher.where) if win is not None and not win_idle \
+            else (None, None)
+
+        def event_step(run, ts, ev, etype, key, ks):
+            c = run.c
+            caps = run.caps
+            at_min = c >= mn
+            if at_min:
+                # rule 3 (§3.1: absolute, checked before anything the event could do)
+                for types, where in wait:
+                    if (types is None or etype in types) and (where is None or where(ev, caps, run.start, ts, key)):
+                        return _DIE_NOT
+                if c == 0:
+                    # §3.1: a `not` after an absence step applies until the next
+                    # event step takes its first event
+                    for types, where in pre:
+                        if (types is None or etype in types) and (
+                                where is None or where(ev, caps, run.start, ts, key)):
+                            return _DIE_NOT
+                # rule 2, first bullet: moving on beats staying
+                for t, ti, types, where, tslot, tlist, done in look:
+                    if (types is None or etype in types) and (where is None or where(ev, caps, run.start, ts, key)):
+                        run.pos = ti
+                        run.c = 1
+                        run.anchor = ts
+                        run.deadline = None
+                        if tslot >= 0:
+                            caps[tslot] = [ev] if tlist else ev
+                        if done:
+                            return _DONE
+                        return settle(r, ks, run, t)
+            elif c == 0:
+                # §3.1: a `not` after an absence step applies until the next
+                # event step takes its first event
+                for types, where in pre:
+                    if (types is None or etype in types) and (where is None or where(ev, caps, run.start, ts, key)):
+                        return _DIE_NOT
+            # rule 2, second bullet (§3.1 greedy steps); also restarts the
+            # absence window before rule 4 could kill (§3.1)
+            if c < mx and (own_types is None or etype in own_types) and (
+                    own_where is None or own_where(ev, caps, run.start, ts, key)):
                 run.c = c + 1
                 run.anchor = ts
-                if s.slot >= 0:
-                    if s.is_list:
-                        lst = caps[s.slot]
+                if slot >= 0:
+                    if is_list:
+                        lst = caps[slot]
                         if lst is None:
-                            caps[s.slot] = [ev]
+                            caps[slot] = [ev]
                         else:
                             lst.append(ev)
                     else:
-                        caps[s.slot] = ev
-                return self._settle(r, ks, run, s)
-        # rule 2, third bullet (`next` into an absence step adds nothing, §3.1)
-        if at_min and s.next_kills:
-            return _DIE_NEXT
-        if c == 0 and s.connector == "next":
-            # §3.1: after an absence step, `next` means the first event after the
-            # deadline must satisfy this step (or one the look reaches)
-            return _DIE_NEXT
-        # the event is skipped by rule 2; rule 4 decides inside an open window
-        if at_min and s.window >= 0:
-            w = steps[s.window]
-            if w.kind == _IDLE:
-                return _DIE_IDLE
-            if w.matcher.test(etype, ev, caps, start, ts, key):
-                return _DIE_NO
-        return _KEEP
+                        caps[slot] = ev
+                return settle(r, ks, run, s)
+            if at_min:
+                # rule 2, third bullet (`next` into an absence step adds nothing, §3.1)
+                if next_kills:
+                    return _DIE_NEXT
+                if c == 0 and c0_next:
+                    return _DIE_NEXT
+                # the event is skipped by rule 2; rule 4 decides inside an open window
+                if win is not None:
+                    if win_idle:
+                        return _DIE_IDLE
+                    if (win_types is None or etype in win_types) and (
+                            win_where is None or win_where(ev, caps, run.start, ts, key)):
+                        return _DIE_NO
+            elif c == 0 and c0_next:
+                # §3.1: after an absence step, `next` means the first event after
+                # the deadline must satisfy this step (or one the look reaches)
+                return _DIE_NEXT
+            return _KEEP
+
+        return event_step
 
     def _settle(self, r, ks, run, s):
         """After step `s` took an event: complete (rule 5, §3.1 trailing min-0
