@@ -20,4 +20,7 @@ def parser() -> lark.Lark:
         lexer="contextual",
         propagate_positions=True,
         maybe_placeholders=False,
+        # Building the LALR tables is a sixth of a short replay's start-up
+        # (bench/PROFILE.md); lark caches them in the temp dir by grammar hash.
+        cache=True,
     )
