@@ -164,7 +164,6 @@ class _PartitionSource(StatefulSourcePartition):
         per = router.empty()
         dead: list = []
         matched = 0
-        n_lines = 0
         part = self._index
         intake = self._intake
         settings = self._env.settings
@@ -180,34 +179,42 @@ class _PartitionSource(StatefulSourcePartition):
             in_list = per[0]
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
+        # sentinels instead of None, so the common case is two int comparisons:
+        # `low` is below every integer orjson reads; while `top` is `low` the
+        # fast path has not moved it and the Intake's own max_ts stands
+        low = -(1 << 63) - 1
         max_ts = intake.max_ts
+        top = low if max_ts is None else max_ts
         wm = intake.watermark
-        number = self._number
-        last = len(lines) - 1
-        for i, line in enumerate(lines):
+        floor = low if wm is None else wm
+        first = self._number + 1
+        number = first - 1
+        final_number = first + len(lines) - 1 if ended else -1  # a final line has no newline
+        blank = 0
+        for line in lines:
             number += 1
             try:
                 event = loads(line)
             except decode_error:
                 if not line.strip():
+                    blank += 1
                     continue  # a blank line is not an event (documented in `cep replay --help`)
                 event = None
-            n_lines += 1
             if type(event) is not dict:
                 # the Reader's own dead letter, from the line as the file had it
                 # (orjson's error positions count the newline)
-                raw = line if (ended and i == last) else line + b"\n"
+                raw = line if number == final_number else line + b"\n"
                 dead.append(self._reader.jsonl_record(number, raw)[2])
                 continue
             if flat:
                 etype = event.get(type_field)
                 ts = event.get(time_field)
-                if type(etype) is str and etype and type(ts) is int and (wm is None or ts >= wm):
+                if type(etype) is str and etype and type(ts) is int and ts >= floor:
                     # §3 rule 9: the partition's watermark is its largest time minus the lateness
-                    if max_ts is None or ts > max_ts:
-                        max_ts = ts
-                        if wm is None or ts - lateness > wm:
-                            wm = ts - lateness
+                    if ts > top:
+                        top = ts
+                        if ts - lateness > floor:
+                            floor = ts - lateness
                     # the validator only for an event the precheck cannot vouch for
                     if validator is not None and (check := checkers.get(etype)) is not None and not check(event):
                         problem = validator(etype, event)
@@ -224,18 +231,22 @@ class _PartitionSource(StatefulSourcePartition):
                         matched += route(per, ts, part, number, etype, event)
                     continue
             # the general path: the Intake itself, with its state brought up to date
-            intake.max_ts = max_ts
+            if top != low:
+                intake.max_ts = top
             # raw text only for a dead letter: decoding every line would cost more than the rest
             got = intake.read(event, number)
-            max_ts = intake.max_ts
+            top = low if intake.max_ts is None else intake.max_ts
             wm = intake.watermark
+            floor = low if wm is None else wm
             if type(got) is DeadLetter:
                 dead.append(DeadLetter(got.reason, got.detail, got.source, got.offset,
                                        line.decode("utf-8", "replace").rstrip("\r\n")))
                 continue
             matched += route(per, got[0], part, number, type_of(event), event)
-        intake.max_ts = max_ts
+        if top != low:
+            intake.max_ts = top
         self._number = number
+        n_lines = len(lines) - blank
         return per, dead, n_lines, matched, n_lines - len(dead) - matched
 
     def snapshot(self) -> None:
