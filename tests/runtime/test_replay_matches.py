@@ -13,7 +13,7 @@ from cep.compile import compile_ruleset
 from cep.engine import Engine, StreamSettings
 from cep.lang import load_text
 from cep.runtime import replay_matches
-from cep.runtime.dataflow import ShardLogic
+from cep.runtime.dataflow import ReplayShard, ShardLogic
 from cep.runtime.glue import Env, EnvSpec
 
 RULES = """
@@ -101,44 +101,72 @@ def test_a_loaded_ruleset_and_two_processes_give_the_same_matches(tmp_path):
     assert one and one == two
 
 
-def test_a_shard_resumes_from_its_snapshot():
+def shard_value(kind, part: int, events: list, wm: int, max_ts: int, final: bool) -> tuple:
+    """One source batch's share for a shard class: events are (ts, position, event) of key group 0."""
+    if kind is ReplayShard:
+        return (part, [(ts, part, seq, 0, event) for ts, seq, event in events], wm, max_ts, final)
+    return (part, [(ts, seq, (0, event)) for ts, seq, event in events], wm, max_ts, final)
+
+
+# ReplayShard is replay's (sorted batches); ShardLogic the Timeline-based one kept for other flows
+@pytest.mark.parametrize("kind", [ReplayShard, ShardLogic])
+def test_a_shard_resumes_from_its_snapshot(kind):
     ruleset = load_text(RULES)
     env = Env(EnvSpec((), None, StreamSettings()), ruleset, compile_ruleset(ruleset))
     t0 = 1_800_000_000_000
-    # (partition, items, watermark, max_ts, final); items are (ts, position, (group, event))
     down = {"type": "link_down", "ts": t0, "customer_id": "a", "cause": "fibre"}
     login = {"type": "portal_login", "ts": t0 + 1000, "customer_id": "a", "channel": "portal"}
-    first = [(0, [(t0, 1, (0, down))], t0, t0, False)]
-    second = [(0, [(t0 + 1000, 2, (0, login))], t0 + 1000, t0 + 1000, True)]
+    first = [shard_value(kind, 0, [(t0, 1, down)], t0, t0, False)]
+    second = [shard_value(kind, 0, [(t0 + 1000, 2, login)], t0 + 1000, t0 + 1000, True)]
 
-    straight = ShardLogic(env, 1, noop=False)
+    straight = kind(env, 1, noop=False)
     straight.on_batch(first)
     out_straight, _ = straight.on_batch(second)
 
-    before = ShardLogic(env, 1, noop=False)
+    before = kind(env, 1, noop=False)
     before.on_batch(first)
     state = before.snapshot()
     assert isinstance(state, bytes)
     pickle.loads(state)  # compact bytes Bytewax can store
-    resumed = ShardLogic(env, 1, noop=False, state=state)
+    resumed = kind(env, 1, noop=False, state=state)
     out_resumed, discard = resumed.on_batch(second)
     assert discard  # the input ended: the shard's state can go
-    matches = [m for kind, ms in out_resumed if kind == "m" for m in ms]
-    assert matches == [m for kind, ms in out_straight if kind == "m" for m in ms]
+    matches = [m for k, ms in out_resumed if k == "m" for m in ms]
+    assert matches == [m for k, ms in out_straight if k == "m" for m in ms]
     assert [(m.rule, m.start_ts, m.end_ts) for m in matches] == [("outage_contact", t0, t0 + 1000)]
 
 
-def test_a_shard_holds_events_until_every_open_partition_has_passed_them():
+@pytest.mark.parametrize("kind", [ReplayShard, ShardLogic])
+def test_a_shard_holds_events_until_every_open_partition_has_passed_them(kind):
     ruleset = load_text(RULES)
     env = Env(EnvSpec((), None, StreamSettings()), ruleset, compile_ruleset(ruleset))
     t0 = 1_800_000_000_000
     down = {"type": "link_down", "ts": t0, "customer_id": "a", "cause": "fibre"}
     login = {"type": "portal_login", "ts": t0 + 1000, "customer_id": "a", "channel": "portal"}
-    shard = ShardLogic(env, 2, noop=False)
+    shard = kind(env, 2, noop=False)
     # partition 1 races ahead with the login; partition 0 has not said anything yet
-    out, _ = shard.on_batch([(1, [(t0 + 1000, 1, (0, login))], t0 + 5000, t0 + 5000, False)])
+    out, _ = shard.on_batch([shard_value(kind, 1, [(t0 + 1000, 1, login)], t0 + 5000, t0 + 5000, False)])
     assert out == []
     # partition 0 brings the earlier link_down: only now, in time order, does it match
-    out, _ = shard.on_batch([(0, [(t0, 1, (0, down))], t0 + 2000, t0 + 2000, False)])
-    assert [(m.rule, m.start_ts, m.end_ts) for kind, ms in out if kind == "m" for m in ms] == [
+    out, _ = shard.on_batch([shard_value(kind, 0, [(t0, 1, down)], t0 + 2000, t0 + 2000, False)])
+    assert [(m.rule, m.start_ts, m.end_ts) for k, ms in out if k == "m" for m in ms] == [
         ("outage_contact", t0, t0 + 1000)]
+
+
+def test_replay_shard_releases_in_time_then_partition_then_position_order():
+    """Events of one key arriving out of order across batches and partitions
+    reach the matcher in (ts, partition, position) order: the same ts on two
+    partitions goes by partition, and an event at the frontier waits."""
+    ruleset = load_text(RULES)
+    env = Env(EnvSpec((), None, StreamSettings()), ruleset, compile_ruleset(ruleset))
+    shard = ReplayShard(env, 2, noop=False)
+    fed: list = []
+    shard._matcher.on_event = lambda ts, event, group: fed.append((ts, event["n"])) or []
+    shard._matcher.on_time = lambda wm: []
+    ev = lambda n: {"type": "ivr_call", "customer_id": "a", "n": n}  # noqa: E731
+    shard.on_batch([(1, [(10, 1, 1, 0, ev("p1-10")), (5, 1, 2, 0, ev("p1-5"))], 10, 10, False)])
+    assert fed == []  # partition 0 has no watermark yet
+    shard.on_batch([(0, [(10, 0, 1, 0, ev("p0-10")), (7, 0, 2, 0, ev("p0-7"))], 10, 10, False)])
+    assert fed == [(5, "p1-5"), (7, "p0-7")]  # below the frontier 10 only
+    shard.on_batch([(0, [], 10, 10, True), (1, [], 10, 10, True)])
+    assert fed == [(5, "p1-5"), (7, "p0-7"), (10, "p0-10"), (10, "p1-10")]
