@@ -21,9 +21,6 @@ shard. Per event the source does one orjson.loads, a few dict lookups and an
 append (the common case inline: a flat string type, an integer epoch-ms
 time; anything else through the engine's Intake, so dead letters read the
 same), and the shard a sort of mostly ordered tuples and the Matcher call.
-
-`ShardLogic` and `make_router` are the Timeline-based pieces of the first
-version, kept (and tested) for flows built on them.
 """
 
 from __future__ import annotations
@@ -46,7 +43,6 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from cep.engine.model import CATALOG, DeadLetter, Stats
-from cep.engine.timeline import Timeline
 from cep.runtime import glue
 from cep.runtime.inputs import CHUNK, STDIN, Partition, Reader
 from cep.runtime.spill import SpillWriter
@@ -355,110 +351,11 @@ class _Router:
         return hit
 
 
-def make_router(env: glue.Env, shards: int) -> Callable[[list], list]:
-    names = [f"s{i:04d}" for i in range(shards)]
-    groups = env.groups  # [(group index, group, types or None for "every type")]
-    key_of = env.key_of
-    n_groups = max(len(groups), 1)
-
-    def route(batches: list) -> list:
-        out = []
-        for part, accepted, dead, lines, wm, max_ts, final in batches:
-            per: list[list] = [[] for _ in range(shards)]
-            matched = 0
-            for ts, offset, etype, event in accepted:
-                hit = False
-                for gi, group, types in groups:
-                    if types is not None and etype not in types:
-                        continue
-                    key = key_of(group, event)
-                    if key is None:
-                        continue
-                    # the position orders an event's copies for several groups in one shard
-                    per[shard_of(key, shards)].append((ts, offset * n_groups + gi, (gi, event)))
-                    hit = True
-                matched += hit
-            # the watermark goes to every shard, with or without events for it
-            for i in range(shards):
-                out.append((names[i], (part, per[i], wm, max_ts, final)))
-            out.append((SIDE, (part, dead, lines, matched, len(accepted) - matched)))
-        return out
-
-    return route
-
-
 # ---------------------------------------------------------------- match
 
 
-class ShardLogic(StatefulBatchLogic):
-    """The engine for the keys of one shard: the engine's Timeline (events
-    released in (ts, partition, position) order below the minimum watermark of
-    the open partitions) feeding a Matcher (SPEC §3.1 Partitions).
-
-    A value is one source batch's share: (partition, items, watermark,
-    max_ts, final), items being (ts, seq, (group, event))."""
-
-    def __init__(self, env: glue.Env, partitions: int, noop: bool, state: bytes | None = None):
-        if state is None:
-            self._timeline = Timeline(partitions)
-            self._time = None  # the last watermark given to the matcher
-            self._matcher = None if noop else env.matcher()
-        else:
-            self._timeline, self._time, matcher = pickle.loads(state)
-            self._matcher = None if noop else env.restore_matcher(matcher)
-
-    def on_batch(self, values: list) -> tuple[list, bool]:
-        timeline = self._timeline
-        push = timeline.push
-        for part, items, wm, max_ts, final in values:
-            for ts, seq, item in items:
-                push(ts, part, seq, item)
-            timeline.set_watermark(part, wm)
-            if final:
-                timeline.close(part, max_ts)
-        matches = self._release()
-        if timeline.closed:
-            # §3 rule 9: everything is out, the watermark was the largest time of the input
-            return [("m", matches), ("stats", self._rule_stats())], StatefulBatchLogic.DISCARD
-        return ([("m", matches)] if matches else []), StatefulBatchLogic.RETAIN
-
-    def _release(self) -> list:
-        """Feed the events below the frontier in timeline order, then resolve
-        the deadlines at or before it."""
-        timeline = self._timeline
-        matcher = self._matcher
-        frontier = timeline.frontier
-        out: list = []
-        if matcher is None:
-            for _ in timeline.ready():
-                pass
-            return out
-        on_event = matcher.on_event
-        for ts, (group, event) in timeline.ready():
-            got = on_event(ts, event, group)
-            if got:
-                out.extend(got)
-        if frontier is not None and (self._time is None or frontier > self._time):
-            self._time = frontier
-            got = matcher.on_time(frontier)
-            if got:
-                out.extend(got)
-        return out
-
-    def _rule_stats(self) -> Stats:
-        stats = Stats()
-        if self._matcher is not None:
-            # only the per-rule counters: events and relevance are counted once, at the route
-            stats.rules = self._matcher.stats.rules
-        return stats
-
-    def snapshot(self) -> bytes:
-        matcher = None if self._matcher is None else self._matcher.snapshot()
-        return pickle.dumps((self._timeline, self._time, matcher), protocol=pickle.HIGHEST_PROTOCOL)
-
-
 class ReplayShard(StatefulBatchLogic):
-    """Replay's shard: the same order as ShardLogic's Timeline — events
+    """Replay's shard: the same order as the engine's Timeline — events
     released in (ts, partition, position) order once below the minimum
     watermark of the open partitions, everything once all are closed, then the
     deadlines at or before that frontier (SPEC §3 rule 9, §3.1 Partitions) —

@@ -13,7 +13,7 @@ from cep.compile import compile_ruleset
 from cep.engine import Engine, StreamSettings
 from cep.lang import load_text
 from cep.runtime import replay_matches
-from cep.runtime.dataflow import ReplayShard, ShardLogic
+from cep.runtime.dataflow import ReplayShard
 from cep.runtime.glue import Env, EnvSpec
 
 RULES = """
@@ -103,13 +103,10 @@ def test_a_loaded_ruleset_and_two_processes_give_the_same_matches(tmp_path):
 
 def shard_value(kind, part: int, events: list, wm: int, max_ts: int, final: bool) -> tuple:
     """One source batch's share for a shard class: events are (ts, position, event) of key group 0."""
-    if kind is ReplayShard:
-        return (part, [(ts, part, seq, 0, event) for ts, seq, event in events], wm, max_ts, final)
-    return (part, [(ts, seq, (0, event)) for ts, seq, event in events], wm, max_ts, final)
+    return (part, [(ts, part, seq, 0, event) for ts, seq, event in events], wm, max_ts, final)
 
 
-# ReplayShard is replay's (sorted batches); ShardLogic the Timeline-based one kept for other flows
-@pytest.mark.parametrize("kind", [ReplayShard, ShardLogic])
+@pytest.mark.parametrize("kind", [ReplayShard])
 def test_a_shard_resumes_from_its_snapshot(kind):
     ruleset = load_text(RULES)
     env = Env(EnvSpec((), None, StreamSettings()), ruleset, compile_ruleset(ruleset))
@@ -136,7 +133,7 @@ def test_a_shard_resumes_from_its_snapshot(kind):
     assert [(m.rule, m.start_ts, m.end_ts) for m in matches] == [("outage_contact", t0, t0 + 1000)]
 
 
-@pytest.mark.parametrize("kind", [ReplayShard, ShardLogic])
+@pytest.mark.parametrize("kind", [ReplayShard])
 def test_a_shard_holds_events_until_every_open_partition_has_passed_them(kind):
     ruleset = load_text(RULES)
     env = Env(EnvSpec((), None, StreamSettings()), ruleset, compile_ruleset(ruleset))
