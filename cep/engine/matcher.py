@@ -139,6 +139,12 @@ def _union(a, b):
 class Matcher:
     """Runs a Program over one timeline.  See docs/architecture.md."""
 
+    # a heap is compacted when it holds more entries than 1.25 x the live
+    # (rule, key) states plus this: amortised O(1) per push, and stale entries
+    # (states dropped before their within / deadline / cooldown time) cannot
+    # pile up in memory
+    COMPACT_SLACK = 256
+
     def __init__(self, program: Program, max_runs_per_key: int = 1000, type_field: str = "type"):
         self.program = program
         self.max_runs_per_key = max_runs_per_key
@@ -149,6 +155,7 @@ class Matcher:
         self._wx: list = []  # within expiries: (start + within, seq, KeyState)
         self._cx: list = []  # cooldown expiries: (stamp + cooldown, seq, KeyState)
         self._seq = 0
+        self._nstates = 0  # (rule, key) states alive: bounds the heaps' stale entries
         self.stats = Stats()
         for r in program.rules:
             self.stats.rule(r.name)
@@ -217,12 +224,12 @@ class Matcher:
                     more = pl.ctable.get(v)
                     if more is not None:
                         starters = _union(starters, more) if starters else more
-                for getter, table in pl.consts:
-                    v = getter(event)
-                    if v.__class__ is str:
-                        more = table.get(v)
-                        if more is not None:
-                            starters = _union(starters, more) if starters else more
+            for getter, table in pl.consts:
+                v = getter(event)
+                if v.__class__ is str:
+                    more = table.get(v)
+                    if more is not None:
+                        starters = _union(starters, more) if starters else more
             lst = pl.active.get(hk)
             if lst is None:
                 for r in starters:
@@ -309,6 +316,7 @@ class Matcher:
             gk = m._gk[program.rules[ri].group]
             for hk, ks in d.items():
                 gk.setdefault(hk, []).append(ks)  # rules in order: each list stays in rule order
+                m._nstates += 1
         for r in program.rules:
             stats.rule(r.name)
         m._rstats = [stats.rules[r.name] for r in program.rules]
@@ -395,7 +403,8 @@ class Matcher:
             if len(ks.runs) + (done is not None) + discarded >= self.max_runs_per_key:
                 rs.died["cap"] += 1
             else:
-                caps = list(r.caps_template)
+                # a rule without captures shares one empty tuple: nothing writes it
+                caps = list(r.caps_template) if r.n_slots else ()
                 if s0.slot >= 0:
                     if s0.is_list:
                         caps[s0.slot] = [ev]
@@ -424,6 +433,7 @@ class Matcher:
 
     def _new_state(self, r, k, hk) -> KeyState:
         ks = KeyState(r.index, k, hk)
+        self._nstates += 1
         lst = self._gk[r.group].get(hk)
         if lst is None:
             self._gk[r.group][hk] = [ks]
@@ -573,6 +583,8 @@ class Matcher:
         ks.sched = d
         self._seq += 1
         heapq.heappush(self._dl, (d, self._seq, ks))
+        if len(self._dl) > self._nstates + (self._nstates >> 2) + self.COMPACT_SLACK:
+            self._compact()
 
     def _advance(self, limit, out):
         """Resolve every deadline <= limit, in time order."""
@@ -681,6 +693,8 @@ class Matcher:
         ks.wsched = e
         self._seq += 1
         heapq.heappush(self._wx, (e, self._seq, ks))
+        if len(self._wx) > self._nstates + (self._nstates >> 2) + self.COMPACT_SLACK:
+            self._compact()
 
     def _complete(self, r, ks, run, end, out):
         """Rule 7 has picked `run`; rule 8 decides whether it is emitted."""
@@ -693,6 +707,8 @@ class Matcher:
             ks.stamp = end
             self._seq += 1
             heapq.heappush(self._cx, (end + cd, self._seq, ks))
+            if len(self._cx) > self._nstates + (self._nstates >> 2) + self.COMPACT_SLACK:
+                self._compact()
         rs.matches += 1
         key = ks.key
         if type(key) is list:
@@ -711,6 +727,38 @@ class Matcher:
             if not ks.runs:
                 self._maybe_drop(ks)
 
+    def _compact(self):
+        """Drop the heap entries that would do nothing when popped: superseded
+        ones, and those of states without runs (they hold dropped states in
+        memory).  An entry a state trusts is forgotten with it (`sched` /
+        `wsched` back to None), exactly as popping it would; so only memory
+        changes, never what resolves when."""
+        rules = self.program.rules
+        keep = []
+        for ent in self._dl:
+            ks = ent[2]
+            if ks.sched == ent[0]:
+                if ks.runs:
+                    keep.append(ent)
+                else:
+                    ks.sched = None
+        self._dl[:] = keep  # in place: a loop popping this heap may be running
+        heapq.heapify(self._dl)
+        keep = []
+        for ent in self._wx:
+            ks = ent[2]
+            if ks.wsched == ent[0]:
+                if ks.runs:
+                    keep.append(ent)
+                else:
+                    ks.wsched = None
+        self._wx[:] = keep  # in place: a loop popping this heap may be running
+        heapq.heapify(self._wx)
+        keep = [ent for ent in self._cx
+                if ent[2].stamp is not None and ent[2].stamp + rules[ent[2].rule].cooldown_ms == ent[0]]
+        self._cx[:] = keep  # in place: a loop popping this heap may be running
+        heapq.heapify(self._cx)
+
     def _maybe_drop(self, ks):
         """A key with no live run keeps only its cooldown stamp."""
         if ks.stamp is None:
@@ -721,3 +769,4 @@ class Matcher:
                     del gk[ks.hkey]
                 else:
                     lst.remove(ks)
+                self._nstates -= 1
