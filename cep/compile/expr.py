@@ -308,6 +308,20 @@ class _Compiler:
                 return type(v) is str and search(v) is not None
 
             return matches
+        if op in ("startswith", "endswith") and self._plain_field(e.left) and isinstance(e.right, ast.Literal) \
+                and type(e.right.value) is str:
+            # fast path (hot in rules like `page startswith "/product/"`): one call, no MISSING sentinel
+            name, lit = e.left.path[0], e.right.value
+            if op == "startswith":
+                def field_startswith(ev, caps, start, now, key):
+                    v = ev.get(name)
+                    return v.__class__ is str and v.startswith(lit)
+                return field_startswith
+
+            def field_endswith(ev, caps, start, now, key):
+                v = ev.get(name)
+                return v.__class__ is str and v.endswith(lit)
+            return field_endswith
         lf, rf = self.expr(e.left), self.expr(e.right)
         fn = _BINARY.get(op)
         if fn is None:
@@ -330,6 +344,19 @@ class _Compiler:
                 return v is not None and v is not MISSING
 
             return not_null
+        for a, b in ((e.left, e.right), (e.right, e.left)):
+            if self._plain_field(a) and isinstance(b, ast.Literal) and type(b.value) is str:
+                # fast path: a plain field against a str literal.  A JSON value
+                # equals a str only if it is that str (absent -> None, which
+                # does not), so `==` alone is the architecture's equality here.
+                name, lit = a.path[0], b.value
+                if eq:
+                    return lambda ev, caps, start, now, key: ev.get(name) == lit
+
+                def field_ne_str(ev, caps, start, now, key):
+                    v = ev.get(name)
+                    return v.__class__ is str and v != lit
+                return field_ne_str
         lf, rf = self.expr(e.left), self.expr(e.right)
         # fast path: a field against a str/number literal
         if isinstance(e.right, ast.Literal) and type(e.right.value) is str:
@@ -346,6 +373,10 @@ class _Compiler:
             return ne_str
         fn = _eq if eq else _ne
         return lambda ev, caps, start, now, key: fn(lf(ev, caps, start, now, key), rf(ev, caps, start, now, key))
+
+    def _plain_field(self, e) -> bool:
+        """A one-name field of the current event (not in emit, where it is missing)."""
+        return isinstance(e, ast.Field) and len(e.path) == 1 and not self.in_emit
 
     # -- calls
 

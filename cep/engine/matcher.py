@@ -366,61 +366,72 @@ class Matcher:
         when the key has no state), then rule 1 if the plan says the first
         step may take the event (`can_start`)."""
         ri = r.index
-        steps = r.steps
         done = None
         discarded = 0  # completed runs that lost rule 7
         rs = self._rstats[ri]
-        if ks is not None and ks.runs:
+        within = r.within_ms
+        if ks is not None:
             runs = ks.runs
-            if r.within_ms is not None:
-                self._within(r, ks, ts)
-            w = 0
-            died = rs.died
-            adv = self._steppers[ri]
-            for run in runs:
-                res = adv[run.pos](run, ts, ev, etype, k, ks)
-                if res is _KEEP:
-                    runs[w] = run
-                    w += 1
-                elif res is _DONE:
-                    if done is None:
-                        done = run  # runs are in start order: the earliest start (rule 7)
-                    else:
-                        discarded += 1
+            if runs:
+                if within is not None and runs[0].start < ts - within:
+                    self._within(r, ks, ts)  # rule 6 (runs are in start order)
+                adv = self._steppers[ri]
+                if len(runs) == 1:
+                    run = runs[0]
+                    res = adv[run.pos](run, ts, ev, etype, k, ks)
+                    if res is not _KEEP:
+                        runs.clear()
+                        if res is _DONE:
+                            done = run
+                        else:
+                            rs.died[res] += 1
                 else:
-                    died[res] += 1
-            del runs[w:]
-        # rule 1: an event that satisfies the first step starts a new run
-        s0 = steps[0]
-        m0 = s0.matcher
-        # the plan has checked the first step's type (and constant)
-        if can_start and (m0.where is None or m0.where(ev, r.caps_template, ts, ts, k)):
-            rs.runs_started += 1
-            if ks is None:
-                ks = self._new_state(r, k, hk)
-            # the cap counts every run still alive at this point, the ones that
-            # just completed included
-            if len(ks.runs) + (done is not None) + discarded >= self.max_runs_per_key:
-                rs.died["cap"] += 1
-            else:
-                # a rule without captures shares one empty tuple: nothing writes it
-                caps = list(r.caps_template) if r.n_slots else ()
-                if s0.slot >= 0:
-                    if s0.is_list:
-                        caps[s0.slot] = [ev]
-                    else:
-                        caps[s0.slot] = ev
-                run = Run(0, 1, ts, ts, None, caps)
-                res = self._settle(r, ks, run, s0)
-                if res is _DONE:
-                    if done is None:
-                        done = run
-                    else:
-                        discarded += 1  # rule 7: including the run the same event would start
+                    w = 0
+                    for run in runs:
+                        res = adv[run.pos](run, ts, ev, etype, k, ks)
+                        if res is _KEEP:
+                            runs[w] = run
+                            w += 1
+                        elif res is _DONE:
+                            if done is None:
+                                done = run  # runs are in start order: the earliest start (rule 7)
+                            else:
+                                discarded += 1
+                        else:
+                            rs.died[res] += 1
+                    del runs[w:]
+        # rule 1: an event that satisfies the first step starts a new run; the
+        # plan has checked the first step's type (and constant)
+        if can_start:
+            s0 = r.steps[0]
+            where0 = s0.matcher.where
+            if where0 is None or where0(ev, r.caps_template, ts, ts, k):
+                rs.runs_started += 1
+                if ks is None:
+                    ks = self._new_state(r, k, hk)
+                # the cap counts every run still alive at this point, the ones
+                # that just completed included
+                if len(ks.runs) + (done is not None) + discarded >= self.max_runs_per_key:
+                    rs.died["cap"] += 1
                 else:
-                    ks.runs.append(run)
-                    if r.within_ms is not None and ks.wsched is None:
-                        self._sched_within(r, ks)
+                    # a rule without captures shares one empty tuple: nothing writes it
+                    caps = list(r.caps_template) if r.n_slots else ()
+                    if s0.slot >= 0:
+                        if s0.is_list:
+                            caps[s0.slot] = [ev]
+                        else:
+                            caps[s0.slot] = ev
+                    run = Run(0, 1, ts, ts, None, caps)
+                    res = self._settle(r, ks, run, s0)
+                    if res is _DONE:
+                        if done is None:
+                            done = run
+                        else:
+                            discarded += 1  # rule 7: including the run the same event would start
+                    else:
+                        ks.runs.append(run)
+                        if within is not None and ks.wsched is None:
+                            self._sched_within(r, ks)
         if ks is None:
             return
         if done is not None:
