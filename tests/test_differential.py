@@ -40,8 +40,12 @@ def close(a, b) -> bool:
 
 
 def _match_order(m: dict) -> tuple:
+    # Matches equal in (end_ts, rule, key, start_ts) -- two runs of one key
+    # completing in the same millisecond -- have no order the spec fixes: the
+    # reference keeps timeline order, replay orders them by their text.
+    # Compare as multisets: the payload text settles the tie.
     return (m["end_ts"], m["rule"], orjson.dumps(m["key"], option=orjson.OPT_SORT_KEYS), m["start_ts"],
-            m["match_id"])
+            m["match_id"], orjson.dumps(m["payload"], option=orjson.OPT_SORT_KEYS))
 
 
 def matches_json(matches) -> list[dict]:
