@@ -146,7 +146,7 @@ class Intake:
         if ts is None:
             return self._dead(BAD_TIME, f"the time field '{self.settings.time_field}' holds "
                               f"{_short(value)}, which is not a time in the format "
-                              f"'{self.settings.time_format}'", event, offset, raw)
+                              f"'{self.settings.time_format}' (years 1 to 9999)", event, offset, raw)
         wm = self.watermark
         if wm is not None and ts < wm:  # §3.1 Boundaries: late only when strictly below
             return self._dead(LATE, f"the event's time {ts} is below the watermark {wm} of its partition "

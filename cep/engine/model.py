@@ -20,13 +20,32 @@ class StreamSettings:
     lateness_ms: int = 0
 
 
+def json_bytes(value: object, option: int = 0) -> bytes:
+    """orjson's JSON of `value`; for what orjson refuses -- an integer beyond
+    64 bits, from CSV typing or payload arithmetic -- the standard library's,
+    which writes such integers exactly (non-finite floats become null, as
+    orjson writes them). Every JSON line cep writes goes through here, so no
+    input value can stop a sink."""
+    try:
+        return orjson.dumps(value, option=option)
+    except TypeError:
+        return json.dumps(_finite(value), separators=(",", ":"), ensure_ascii=False,
+                          sort_keys=bool(option & orjson.OPT_SORT_KEYS), default=str).encode()
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def match_id(rule: str, key: object, start_ts: int, end_ts: int) -> str:
     """SPEC §4: a deterministic hex digest of rule, key, start and end."""
-    try:
-        text = orjson.dumps([rule, key, start_ts, end_ts])
-    except TypeError:  # orjson refuses integers beyond 64 bits; json writes them the same way
-        text = json.dumps([rule, key, start_ts, end_ts], separators=(",", ":"), ensure_ascii=False).encode()
-    return hashlib.blake2b(text, digest_size=16).hexdigest()
+    return hashlib.blake2b(json_bytes([rule, key, start_ts, end_ts]), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +74,7 @@ class Match:
 
     def sort_key(self) -> tuple:
         """Replay output order: end_ts, rule, key, start_ts (keys compared as JSON text)."""
-        return (self.end_ts, self.rule, orjson.dumps(self.key, option=orjson.OPT_SORT_KEYS), self.start_ts)
+        return (self.end_ts, self.rule, json_bytes(self.key, orjson.OPT_SORT_KEYS), self.start_ts)
 
 
 # Dead-letter reason codes (docs/architecture.md).

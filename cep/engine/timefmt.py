@@ -15,7 +15,8 @@ Formats:
   zone the time is UTC, and `%z` accepts `+00:00` and `Z`.
 
 Bools are never times (JSON `true` is not the number 1). Non-finite floats
-and times outside what `datetime` can represent are unreadable.
+and times outside what `datetime` can represent (years 1 to 9999) are
+unreadable.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ _ZONE_WORD = re.compile(r"\s*(?:UTC|GMT)$", re.IGNORECASE)
 
 TimeReader = Callable[[object], "int | None"]
 
+# The times cep accepts: years 1 to 9999, what `datetime` can show.  A time
+# outside (`1e25` seconds) is unreadable -- a `bad_time` dead letter -- rather
+# than a number no JSON writer downstream can carry.
+MIN_MS = -62_135_596_800_000
+MAX_MS = 253_402_300_799_999
+
 
 def _to_ms(dt: datetime) -> int | None:
     # naive -> UTC (SPEC §1); integer arithmetic so no float rounding creeps in
@@ -51,9 +58,10 @@ def _is_number(value: object) -> bool:
 
 
 def _float_ms(seconds: float) -> int | None:
-    if not math.isfinite(seconds):
+    ms = seconds * 1000
+    if not math.isfinite(ms):  # 1.797e305 s is finite, its milliseconds are not
         return None
-    return round(seconds * 1000)
+    return round(ms)
 
 
 def _read_ms(value: object) -> int | None:
@@ -145,7 +153,13 @@ def time_reader(fmt: str) -> TimeReader:
     """The reader for `fmt` (SPEC §1, §6 `time_format`). A name that is not
     one of the four formats is a strftime pattern; config validation has
     already required that it contains a `%`."""
-    named = _NAMED.get(fmt)
-    if named is not None:
-        return named
-    return _strptime_reader(fmt)
+    read = _NAMED.get(fmt) or _strptime_reader(fmt)
+    ints_are_ms = fmt in ("epoch_ms", "auto")
+
+    def read_in_range(value: object) -> int | None:
+        if ints_are_ms and type(value) is int:  # fast path: epoch ms
+            return value if MIN_MS <= value <= MAX_MS else None
+        ms = read(value)
+        return ms if ms is not None and MIN_MS <= ms <= MAX_MS else None
+
+    return read_in_range

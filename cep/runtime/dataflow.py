@@ -42,7 +42,8 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from cep.engine.model import CATALOG, DeadLetter, Stats
+from cep.engine.model import CATALOG, DeadLetter, Stats, json_bytes
+from cep.engine.timefmt import MAX_MS, MIN_MS
 from cep.runtime import glue
 from cep.runtime.inputs import CHUNK, STDIN, Partition, Reader
 from cep.runtime.spill import SpillWriter
@@ -212,7 +213,7 @@ class _PartitionSource(StatefulSourcePartition):
             if flat:
                 etype = event.get(type_field)
                 ts = event.get(time_field)
-                if type(etype) is str and etype and type(ts) is int and ts >= floor:
+                if type(etype) is str and etype and type(ts) is int and ts >= floor and MIN_MS <= ts <= MAX_MS:
                     # §3 rule 9: the partition's watermark is its largest time minus the lateness
                     if ts > top:
                         top = ts
@@ -282,7 +283,7 @@ class _Source(FixedPartitionedSource):
 def shard_of(key: object, shards: int) -> int:
     """A stable hash (never Python's salted `hash`): the same key lands on
     the same shard in every process and every run."""
-    data = key.encode() if type(key) is str else orjson.dumps(key, option=orjson.OPT_SORT_KEYS)
+    data = key.encode() if type(key) is str else json_bytes(key, option=orjson.OPT_SORT_KEYS)
     return zlib.crc32(data) % shards
 
 
@@ -487,13 +488,13 @@ class _SinkPart(StatelessSinkPartition):
                 for letter in dead:
                     stats.dead_letters[letter.reason] += 1
                     self._dead.add([part, letter.offset if isinstance(letter.offset, int) else 0],
-                                   orjson.dumps(letter.to_json()))
+                                   json_bytes(letter.to_json()))
                 continue
             kind, payload = value
             if kind == "m":
                 for m in payload:
                     self._matches.add([m.end_ts, m.rule, m.sort_key()[2].decode(), m.start_ts],
-                                      orjson.dumps(m.to_json()))
+                                      json_bytes(m.to_json()))
                 if payload:
                     with PROGRESS.lock:
                         PROGRESS.matches += len(payload)
@@ -505,7 +506,7 @@ class _SinkPart(StatelessSinkPartition):
         self._dead.close()
         path = os.path.join(self._dir, f"w{self._worker:04d}.stats")
         with open(path, "wb") as fh:
-            fh.write(orjson.dumps(self._stats.to_json()))
+            fh.write(json_bytes(self._stats.to_json()))
 
 
 class _Sink(DynamicSink):

@@ -49,23 +49,22 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import bytewax.operators as op
-import orjson
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from cep.engine.model import LATE, DeadLetter, Stats
+from cep.engine.model import LATE, DeadLetter, Stats, json_bytes
 from cep.engine.timeline import Timeline
 from cep.runtime import metrics
 from cep.runtime.connectors import log, open_source, open_writer
 from cep.runtime.connectors.uri import parse
+from cep.runtime.dataflow import shard_of
 from cep.runtime.glue import Env, EnvSpec
 
 SHARDS_PER_WORKER = 32
@@ -270,13 +269,6 @@ class LiveTimeline(Timeline):
         return max(marks) if marks else None
 
 
-def shard_of(key: object, shards: int) -> int:
-    """A stable hash (never Python's salted `hash`): the same key lands on the
-    same shard in every process and every run, so a restart finds its state."""
-    data = key.encode() if type(key) is str else orjson.dumps(key, option=orjson.OPT_SORT_KEYS)
-    return zlib.crc32(data) % shards
-
-
 def make_router(env: Env, shards: int):
     """Source batches -> one item per shard (its events and the partition's
     watermark) and one side item (dead letters and counts)."""
@@ -358,7 +350,7 @@ class LiveShardLogic(StatefulBatchLogic):
     def _late(self, ts: int, part: int, offset: int, event: dict) -> DeadLetter:
         return DeadLetter(LATE, f"the event's time {ts} is below the watermark {self._time} already reached "
                           "while its partition was idle (--idle-advance)", self._names[part], offset,
-                          orjson.dumps(event).decode())
+                          json_bytes(event).decode())
 
     def _release(self) -> list:
         """Feed the events below the frontier in timeline order, then resolve the

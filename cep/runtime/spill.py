@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator
 
 import orjson
 
+from cep.engine.model import json_bytes
+
 
 class SpillWriter:
     def __init__(self, directory: str, prefix: str, limit: int = 50_000):
@@ -43,7 +45,7 @@ class SpillWriter:
         self._runs += 1
         with open(path, "wb") as fh:
             # one JSON array per line: [key, line-as-text]
-            fh.writelines(orjson.dumps([key, line.decode()]) + b"\n" for key, line in self._buffer)
+            fh.writelines(json_bytes([key, line.decode()]) + b"\n" for key, line in self._buffer)
         self._buffer.clear()
 
     def close(self) -> None:

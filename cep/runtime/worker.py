@@ -18,6 +18,8 @@ import threading
 
 import orjson
 
+from cep.engine.model import json_bytes
+
 
 def _progress_path(work: str, process_id: int) -> str:
     return os.path.join(work, f"progress-{process_id:04d}.json")
@@ -32,7 +34,7 @@ def _report(work: str, process_id: int, stop: threading.Event) -> None:
             data = [sum(PROGRESS.bytes_read.values()), PROGRESS.lines, PROGRESS.matches]
         tmp = path + ".tmp"
         with open(tmp, "wb") as fh:
-            fh.write(orjson.dumps(data))
+            fh.write(json_bytes(data))
         os.replace(tmp, path)  # the reader never sees half a file
 
 

@@ -279,3 +279,18 @@ def test_the_noop_matcher_reads_and_routes_everything_but_matches_nothing(tmp_pa
     summary = json.loads((tmp_path / "s.json").read_text())
     assert (summary["events_read"], summary["matched_against"], summary["irrelevant"]) == (len(EVENTS), 6, 1)
     assert "--matcher" not in subprocess.run([CEP, "replay", "--help"], capture_output=True, text=True).stdout
+
+
+def test_values_no_json_library_fits_in_64_bits_never_stop_a_replay(tmp_path):
+    # An integer beyond 64 bits in a payload (arithmetic on event fields) is
+    # written exactly; a time beyond the years 1-9999 is a bad_time dead letter.
+    rules = tmp_path / "big.cep"
+    rules.write_text("rule r\n  key k\n  match a as c\n  emit { cube: c.n * c.n * c.n }\n")
+    events = tmp_path / "big.jsonl"
+    events.write_text('{"type":"a","ts":1,"k":"x","n":10000000000}\n{"type":"a","ts":1e25,"k":"y","n":1}\n')
+    out, dead = tmp_path / "out.jsonl", tmp_path / "dead.jsonl"
+    proc = subprocess.run([CEP, "replay", str(events), "--rules", str(rules), "--out", str(out),
+                           "--dead-letter", str(dead), "--quiet"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["payload"] == {"cube": 10**30}
+    assert [json.loads(line)["reason"] for line in dead.read_text().splitlines()] == ["bad_time"]

@@ -113,3 +113,9 @@ def test_auto_reads_iso_text_of_any_millisecond_back_to_it(ms):
 def test_time_reader_never_raises_and_gives_an_int_or_none(fmt, value):
     got = time_reader(fmt)(value)
     assert got is None or type(got) is int
+
+
+@pytest.mark.parametrize("fmt", ["epoch_ms", "epoch_s", "auto"])
+def test_times_beyond_the_years_1_to_9999_are_unreadable(fmt):
+    read = time_reader(fmt)
+    assert [read(v) for v in (10**25, -(10**25), 1e25, "1e25")] == [None, None, None, None]

@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import orjson
 
-from cep.engine.model import INVALID_JSON, NOT_AN_OBJECT, DeadLetter
+from cep.engine.model import INVALID_JSON, NOT_AN_OBJECT, DeadLetter, json_bytes
 
 log = logging.getLogger("cep.run")
 
@@ -53,7 +53,7 @@ def decode_event(data: bytes | str | None, source: str, offset: object) -> Recor
 
 
 def encode(item: dict) -> bytes:
-    return orjson.dumps(item)
+    return json_bytes(item)
 
 
 def open_source(endpoint, *, csv_typer=None, batch: int = 1000):

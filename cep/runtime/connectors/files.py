@@ -21,7 +21,8 @@ import sys
 import threading
 from itertools import islice
 
-import orjson
+
+from cep.engine.model import json_bytes
 
 from cep.runtime.connectors import Record, decode_event, log
 from cep.runtime.inputs import STDIN, Reader, discover
@@ -146,7 +147,7 @@ class FileWriter:
             self._fh = sys.stdout.buffer if self._kind == "stdio" else sys.stderr.buffer
 
     def write(self, items: list[dict]) -> None:
-        self._fh.write(b"".join(orjson.dumps(item) + b"\n" for item in items))
+        self._fh.write(b"".join(json_bytes(item) + b"\n" for item in items))
         self._fh.flush()  # a reader of the file or pipe sees each batch at once (fsync waits for snapshots)
 
     def flush(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import orjson
 
+from cep.engine.model import json_bytes
 from cep.runtime.connectors import Record, decode_event, log
 
 # librdkafka errors that mean the broker is unreachable (logged as "down");
@@ -125,10 +126,10 @@ class KafkaWriter:
     def write(self, items: list[dict]) -> None:
         produce = self._producer.produce
         for item in items:
-            key = orjson.dumps(item["key"]) if self._role == "match" else None
+            key = json_bytes(item["key"]) if self._role == "match" else None
             while True:
                 try:
-                    produce(self._topic, orjson.dumps(item), key, on_delivery=self._delivered)
+                    produce(self._topic, json_bytes(item), key, on_delivery=self._delivered)
                     break
                 except BufferError:
                     # the producer's queue is full: wait for deliveries (backpressure)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import time
 
-import orjson
+
+from cep.engine.model import json_bytes
 
 from cep.runtime.connectors import Record, decode_event, log
 
@@ -114,7 +115,7 @@ class _RedisReader:
             return decode_event(body, self._stream, entry_id)
         # §5: the entry's own fields are the event, typed through the catalog like CSV
         event = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()}
-        raw = orjson.dumps(event).decode()
+        raw = json_bytes(event).decode()
         if self._typer is not None:
             event = self._typer(event)
         return entry_id, raw, event
@@ -145,7 +146,7 @@ class RedisWriter:
             try:
                 pipe = self._client.pipeline(transaction=True)
                 for item in items:
-                    pipe.xadd(self._stream, {self._field: orjson.dumps(item)})
+                    pipe.xadd(self._stream, {self._field: json_bytes(item)})
                 pipe.execute()
                 if backoff.down:
                     log.info("connector up: %s", self.label)

@@ -24,9 +24,8 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-import orjson
 
-from cep.engine.model import DELIVERY_FAILED, DeadLetter
+from cep.engine.model import DELIVERY_FAILED, DeadLetter, json_bytes
 from cep.runtime.connectors import DeadFn, log
 
 RETRY_STATUS = {408, 429}
@@ -115,7 +114,7 @@ class WebhookWriter:
         raise Refused(reason)
 
     def _deliver(self, item: dict) -> None:
-        body = orjson.dumps(item)
+        body = json_bytes(item)
         match_id = str(item.get("match_id", ""))
         attempts = 1 + self._retries
         error = ""
