@@ -20,7 +20,8 @@ import re2
 
 from cep.lang import ast
 
-__all__ = ["MISSING", "Missing", "compile_expr", "compile_where", "reads_run", "to_json_value", "render_expr"]
+__all__ = ["MISSING", "Missing", "compile_expr", "compile_where", "reads_run", "capture_fields", "projector",
+           "to_json_value", "render_expr"]
 
 
 class Missing:
@@ -125,13 +126,63 @@ def reads_run(e) -> bool:
     return any(reads_run(c) for c in _children(e))
 
 
+def capture_fields(e, uses: dict) -> None:
+    """Record in `uses` how `e` reads each capture: capture name -> the set of
+    field names read from its events, or None when some use needs the whole
+    event (`first(c)`, `c` emitted or compared whole, `len(c)`...).
+
+    The uses that need only fields: `c.f` (a single or a list capture),
+    `c[i].f` (a list capture) and `count(c)` (a list capture: only the number
+    of events).  A capture read only that way can keep, per event, just those
+    fields (`projector`), with the same value for every expression."""
+    if isinstance(e, ast.GetAttr):
+        o = e.obj
+        if isinstance(o, ast.Capture):
+            _use(uses, o.name, e.name)
+            return
+        if isinstance(o, ast.GetIndex) and isinstance(o.obj, ast.Capture) and o.obj.is_list:
+            _use(uses, o.obj.name, e.name)
+            capture_fields(o.index, uses)
+            return
+    elif isinstance(e, ast.Call) and e.func == "count" and len(e.args) == 1 \
+            and isinstance(e.args[0], ast.Capture) and e.args[0].is_list:
+        _use(uses, e.args[0].name, None)
+        return
+    elif isinstance(e, ast.Capture):
+        uses[e.name] = None
+        return
+    for c in _children(e):
+        capture_fields(c, uses)
+
+
+def _use(uses: dict, cap: str, name: str | None) -> None:
+    if cap in uses:
+        got = uses[cap]
+        if got is not None and name is not None:
+            got.add(name)
+    else:
+        uses[cap] = set() if name is None else {name}
+
+
+def projector(names: tuple[str, ...]) -> Callable[[dict], object]:
+    """event -> what a projected capture keeps of it: with one field, its
+    value (MISSING when absent: absent stays absent, a null stays None); with
+    several, a tuple of them in `names` order; with none (`count(c)` only), ()."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda ev: ev.get(name, MISSING)
+    if not names:
+        return lambda ev: ()
+    return lambda ev: tuple([ev.get(n, MISSING) for n in names])
+
+
 # ---------------------------------------------------------------------------
 # compilation
 
 
-def compile_where(e, slots: dict[str, int]) -> Fn:
+def compile_where(e, slots: dict[str, int], proj: dict | None = None) -> Fn:
     """A `where` holds iff its value is exactly True; the closure returns a bool."""
-    f = compile_expr(e, slots, in_emit=False)
+    f = compile_expr(e, slots, in_emit=False, proj=proj)
     if isinstance(e, ast.Binary) and e.op in _BOOL_OPS:
         return f  # already returns exactly True/False
     return lambda ev, caps, start, now, key: f(ev, caps, start, now, key) is True
@@ -141,10 +192,12 @@ _BOOL_OPS = frozenset(["or", "and", "==", "!=", "<", "<=", ">", ">=", "in", "not
                        "contains", "startswith", "endswith", "matches"])
 
 
-def compile_expr(e, slots: dict[str, int], in_emit: bool = False) -> Fn:
+def compile_expr(e, slots: dict[str, int], in_emit: bool = False, proj: dict | None = None) -> Fn:
     """Compile a resolved expression.  `slots` maps capture names to slot
-    indexes in a run's capture list."""
-    c = _Compiler(slots, in_emit)
+    indexes in a run's capture list.  `proj` maps the names of projected
+    captures to the fields their slots keep per event (`projector`): every
+    use of such a capture in `e` must be one `capture_fields` accepts."""
+    c = _Compiler(slots, in_emit, proj or {})
     return c.expr(e)
 
 
@@ -153,9 +206,60 @@ def _const(v) -> Fn:
 
 
 class _Compiler:
-    def __init__(self, slots: dict[str, int], in_emit: bool):
+    def __init__(self, slots: dict[str, int], in_emit: bool, proj: dict):
         self.slots = slots
         self.in_emit = in_emit
+        self.proj = proj
+
+    def _elem_reader(self, cap: str, name: str) -> Callable[[object], object]:
+        """A projected capture's stored element -> its field `name` (see `projector`)."""
+        names = self.proj[cap]
+        if name not in names:
+            raise TypeError(f"internal error: capture {cap!r} does not keep field {name!r}")
+        if len(names) == 1:
+            return None  # the element is the value itself
+        return names.index(name)
+
+    def _projected_attr(self, e: ast.GetAttr) -> Fn:
+        """`c.f` and `c[i].f` over a projected capture: the same values as over
+        whole events (architecture "Expression semantics")."""
+        o = e.obj
+        if isinstance(o, ast.Capture):
+            slot = self.slots[o.name]
+            pos = self._elem_reader(o.name, e.name)
+            if not o.is_list:
+                if pos is None:
+                    # the value, or MISSING (field absent or optional step untaken)
+                    return lambda ev, caps, start, now, key: caps[slot]
+
+                def single_pos(ev, caps, start, now, key):
+                    v = caps[slot]
+                    return MISSING if v is MISSING else v[pos]
+                return single_pos
+            if pos is None:
+                def list_vals(ev, caps, start, now, key):
+                    v = caps[slot]
+                    return [] if v is None else [x for x in v if x is not MISSING]
+                return list_vals
+
+            def list_pos(ev, caps, start, now, key):
+                v = caps[slot]
+                return [] if v is None else [x[pos] for x in v if x[pos] is not MISSING]
+            return list_pos
+        # `c[i].f`
+        cap = o.obj
+        slot = self.slots[cap.name]
+        pos = self._elem_reader(cap.name, e.name)
+        idx = self.expr(o.index)
+
+        def index_attr(ev, caps, start, now, key):
+            lst = caps[slot]
+            i = idx(ev, caps, start, now, key)
+            if lst is None or type(i) is not int or not -len(lst) <= i < len(lst):
+                return MISSING
+            x = lst[i]
+            return x if pos is None else x[pos]
+        return index_attr
 
     def expr(self, e) -> Fn:
         method = getattr(self, "c_" + type(e).__name__, None)
@@ -214,6 +318,8 @@ class _Compiler:
 
     def c_Capture(self, e: ast.Capture) -> Fn:
         slot = self.slots[e.name]
+        if e.name in self.proj and not e.is_list:
+            raise TypeError(f"internal error: projected capture {e.name!r} read whole")
         if e.is_list:
             def cap_list(ev, caps, start, now, key):
                 v = caps[slot]
@@ -234,6 +340,10 @@ class _Compiler:
 
     def c_GetAttr(self, e: ast.GetAttr) -> Fn:
         name = e.name
+        o = e.obj
+        if (isinstance(o, ast.Capture) and o.name in self.proj) or (
+                isinstance(o, ast.GetIndex) and isinstance(o.obj, ast.Capture) and o.obj.name in self.proj):
+            return self._projected_attr(e)
         if isinstance(e.obj, ast.Capture) and not e.obj.is_list:
             slot = self.slots[e.obj.name]
 

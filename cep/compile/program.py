@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass
 from typing import Callable
 
-from cep.compile.expr import MISSING, compile_expr, compile_where, reads_run
+from cep.compile.expr import MISSING, capture_fields, compile_expr, compile_where, projector, reads_run
 from cep.lang import ast
 
 __all__ = ["StepKind", "Matcher_", "Step", "CompiledRule", "KeyGroup", "Program", "compile_ruleset",
@@ -68,6 +68,10 @@ class Step:
     final: bool  # event step: every later step is an event step with min 0
     next_kills: bool  # event step: the step after is an event step written with `next`
     source: ast.Step
+    # event step with a capture: event -> what its slot keeps of the event
+    # (`expr.projector`), when the rule reads only some fields of the capture;
+    # None: the slot keeps the whole event
+    project: Callable | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,9 +206,9 @@ def field_getter(path: tuple[str, ...]) -> Callable[[dict], object]:
     return walk
 
 
-def _compile_matcher(m: ast.EventMatcher, slots: dict[str, int]) -> Matcher_:
+def _compile_matcher(m: ast.EventMatcher, slots: dict[str, int], proj: dict) -> Matcher_:
     types = None if m.any_type else frozenset(m.types)
-    where = compile_where(m.where, slots) if m.where is not None else None
+    where = compile_where(m.where, slots, proj) if m.where is not None else None
     return Matcher_(types, where, m.where is not None and reads_run(m.where), m)
 
 
@@ -219,6 +223,17 @@ def compile_rule(rule: ast.Rule, index: int, group: int, key: tuple) -> Compiled
         if isinstance(st, ast.EventStep) and st.capture is not None:
             slots[st.capture] = len(template)
             template.append(None if st.quant.kind not in ("one", "optional") else MISSING)
+    # captures whose every use reads fields only keep just those fields per
+    # event (memory per live run: a rule rarely needs the whole event)
+    uses: dict = {name: set() for name in slots}
+    for item in rule.pattern:
+        st = item.step
+        m = getattr(st, "matcher", None)
+        if m is not None and m.where is not None:
+            capture_fields(m.where, uses)
+    for pf in (rule.emit.fields if rule.emit is not None else ()):
+        capture_fields(pf.value, uses)
+    proj = {name: tuple(sorted(fields)) for name, fields in uses.items() if fields is not None}
 
     # first pass: the steps proper, with the guards of their gaps
     raw: list[dict] = []
@@ -236,7 +251,7 @@ def compile_rule(rule: ast.Rule, index: int, group: int, key: tuple) -> Compiled
         if isinstance(st, ast.IdleStep):
             all_types = True
         if isinstance(st, ast.NotStep):
-            g = _compile_matcher(st.matcher, slots)
+            g = _compile_matcher(st.matcher, slots, proj)
             if not raw:
                 raise ValueError(f"rule {rule.name}: a pattern may not start with `not`")
             if raw[-1]["kind"] == StepKind.EVENT:
@@ -252,13 +267,13 @@ def compile_rule(rule: ast.Rule, index: int, group: int, key: tuple) -> Compiled
         if isinstance(st, ast.EventStep):
             q = st.quant
             raw.append(dict(kind=StepKind.EVENT, min=q.min, max=UNBOUNDED if q.max is None else q.max,
-                            connector=connector, matcher=_compile_matcher(st.matcher, slots), duration=0,
+                            connector=connector, matcher=_compile_matcher(st.matcher, slots, proj), duration=0,
                             slot=slots.get(st.capture, -1) if st.capture else -1, capture=st.capture,
                             is_list=q.kind not in ("one", "optional"), wait=[], pre=tuple(pending_pre), src=st))
             pending_pre = []
         else:
             kind = StepKind.IDLE if isinstance(st, ast.IdleStep) else StepKind.NO
-            m = _compile_matcher(st.matcher, slots) if isinstance(st, ast.NoStep) else None
+            m = _compile_matcher(st.matcher, slots, proj) if isinstance(st, ast.NoStep) else None
             # guards of earlier absence steps in a row keep applying in this window
             raw.append(dict(kind=kind, min=1, max=1, connector=connector, matcher=m, duration=st.duration.ms,
                             slot=-1, capture=None, is_list=False, wait=[], pre=tuple(pending_pre), src=st))
@@ -287,11 +302,13 @@ def compile_rule(rule: ast.Rule, index: int, group: int, key: tuple) -> Compiled
         steps.append(Step(index=i, kind=r["kind"], min=r["min"], max=r["max"], connector=r["connector"],
                           matcher=r["matcher"], duration_ms=r["duration"], slot=r["slot"], capture=r["capture"],
                           is_list=r["is_list"], wait_guards=tuple(r["wait"]), pre_guards=r["pre"],
-                          window=window, final=final, next_kills=next_kills, source=r["src"]))
+                          window=window, final=final, next_kills=next_kills, source=r["src"],
+                          project=projector(proj[r["capture"]]) if r["capture"] in proj else None))
 
     emit = rule.emit
     output = emit.name if emit is not None and emit.name else rule.name
-    payload = tuple((pf.name, compile_expr(pf.value, slots, in_emit=True)) for pf in (emit.fields if emit else ()))
+    payload = tuple((pf.name, compile_expr(pf.value, slots, in_emit=True, proj=proj))
+                    for pf in (emit.fields if emit else ()))
     return CompiledRule(index=index, name=rule.name, output=output, key=key, group=group, steps=tuple(steps),
                         within_ms=rule.within.ms if rule.within is not None else None,
                         cooldown_ms=rule.cooldown.ms if rule.cooldown is not None else None,

@@ -33,7 +33,9 @@ _DIE_IDLE = "idle"
 _DIE_NO = "no"
 _DIE_NEXT = "next"
 
-_SNAPSHOT_VERSION = 1
+# 2: projected captures keep only the fields their rule reads (not the events
+# a version-1 snapshot holds)
+_SNAPSHOT_VERSION = 2
 
 
 class Run:
@@ -417,10 +419,12 @@ class Matcher:
                     # a rule without captures shares one empty tuple: nothing writes it
                     caps = list(r.caps_template) if r.n_slots else ()
                     if s0.slot >= 0:
+                        pj = s0.project  # a projected capture keeps only the fields the rule reads
+                        x = ev if pj is None else pj(ev)
                         if s0.is_list:
-                            caps[s0.slot] = [ev]
+                            caps[s0.slot] = [x]
                         else:
-                            caps[s0.slot] = ev
+                            caps[s0.slot] = x
                     run = Run(0, 1, ts, ts, None, caps)
                     res = self._settle(r, ks, run, s0)
                     if res is _DONE:
@@ -490,13 +494,13 @@ class Matcher:
         while j < len(steps) and steps[j].kind == _EVENT:
             t = steps[j]
             look.append((t, t.index, t.matcher.types, t.matcher.where, t.slot, t.is_list,
-                         t.final and t.min <= 1))
+                         t.final and t.min <= 1, t.project))
             if t.min > 0:
                 break
             j += 1
         look = tuple(look)
         own_types, own_where = s.matcher.types, s.matcher.where
-        slot, is_list = s.slot, s.is_list
+        slot, is_list, proj = s.slot, s.is_list, s.project
         next_kills = s.next_kills
         c0_next = s.connector == "next"  # only a run at c == 0 (after an absence step) reads it
         win = steps[s.window] if s.window >= 0 else None
@@ -521,14 +525,15 @@ class Matcher:
                                 where is None or where(ev, caps, run.start, ts, key)):
                             return _DIE_NOT
                 # rule 2, first bullet: moving on beats staying
-                for t, ti, types, where, tslot, tlist, done in look:
+                for t, ti, types, where, tslot, tlist, done, tproj in look:
                     if (types is None or etype in types) and (where is None or where(ev, caps, run.start, ts, key)):
                         run.pos = ti
                         run.c = 1
                         run.anchor = ts
                         run.deadline = None
                         if tslot >= 0:
-                            caps[tslot] = [ev] if tlist else ev
+                            x = ev if tproj is None else tproj(ev)
+                            caps[tslot] = [x] if tlist else x
                         if done:
                             return _DONE
                         return settle(r, ks, run, t)
@@ -545,14 +550,15 @@ class Matcher:
                 run.c = c + 1
                 run.anchor = ts
                 if slot >= 0:
+                    x = ev if proj is None else proj(ev)
                     if is_list:
                         lst = caps[slot]
                         if lst is None:
-                            caps[slot] = [ev]
+                            caps[slot] = [x]
                         else:
-                            lst.append(ev)
+                            lst.append(x)
                     else:
-                        caps[slot] = ev
+                        caps[slot] = x
                 return settle(r, ks, run, s)
             if at_min:
                 # rule 2, third bullet (`next` into an absence step adds nothing, §3.1)
