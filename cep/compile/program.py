@@ -95,6 +95,10 @@ class CompiledRule:
     # (type, field, value) and an event only tries to start the rules whose
     # constant it carries; None when there is no such conjunct
     start_const: tuple[tuple[str, ...], str] | None = None
+    # the test rule 1 still needs once the matcher's index has found the
+    # constant: the first step's where, or None when the where is exactly
+    # `field == "constant"` (the index has proved it)
+    start_where: Callable | None = None
 
     def emit(self, caps, start: int, end: int, key) -> dict:
         """The payload: MISSING is written as null (§3.1)."""
@@ -305,6 +309,10 @@ def compile_rule(rule: ast.Rule, index: int, group: int, key: tuple) -> Compiled
                           window=window, final=final, next_kills=next_kills, source=r["src"],
                           project=projector(proj[r["capture"]]) if r["capture"] in proj else None))
 
+    where0 = steps[0].source.matcher.where
+    start_where = steps[0].matcher.where
+    if isinstance(where0, ast.Binary) and where0.op == "==" and start_constant(where0) is not None:
+        start_where = None
     emit = rule.emit
     output = emit.name if emit is not None and emit.name else rule.name
     payload = tuple((pf.name, compile_expr(pf.value, slots, in_emit=True, proj=proj))
@@ -314,7 +322,7 @@ def compile_rule(rule: ast.Rule, index: int, group: int, key: tuple) -> Compiled
                         cooldown_ms=rule.cooldown.ms if rule.cooldown is not None else None,
                         payload=payload, n_slots=len(template), caps_template=tuple(template),
                         all_types=all_types, types=frozenset(types), source=rule,
-                        start_const=start_constant(steps[0].source.matcher.where))
+                        start_const=start_constant(where0), start_where=start_where)
 
 
 def compile_rules(rules, catalog: dict | None = None) -> Program:

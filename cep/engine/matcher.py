@@ -226,12 +226,13 @@ class Matcher:
                     more = pl.ctable.get(v)
                     if more is not None:
                         starters = _union(starters, more) if starters else more
-            for getter, table in pl.consts:
-                v = getter(event)
-                if v.__class__ is str:
-                    more = table.get(v)
-                    if more is not None:
-                        starters = _union(starters, more) if starters else more
+            if pl.consts:
+                for getter, table in pl.consts:
+                    v = getter(event)
+                    if v.__class__ is str:
+                        more = table.get(v)
+                        if more is not None:
+                            starters = _union(starters, more) if starters else more
             lst = pl.active.get(hk)
             if lst is None:
                 for r in starters:
@@ -406,7 +407,7 @@ class Matcher:
         # plan has checked the first step's type (and constant)
         if can_start:
             s0 = r.steps[0]
-            where0 = s0.matcher.where
+            where0 = r.start_where  # the plan has checked the first step's constant
             if where0 is None or where0(ev, r.caps_template, ts, ts, k):
                 rs.runs_started += 1
                 if ks is None:
