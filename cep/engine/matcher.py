@@ -155,6 +155,11 @@ class Matcher:
         self._gk: list[dict] = [{} for _ in program.key_groups]  # per group: hkey -> [KeyState] in rule order
         self._dl: list = []  # deadlines: (time, seq, KeyState)
         self._wx: list = []  # within expiries: (start + within, seq, KeyState)
+        # states whose within expiry (`wsched`) is not in `_wx` yet: only
+        # on_time reads `_wx` (an event checks rule 6 inline), so a state is
+        # pushed there only if it still has runs when time next moves: most
+        # runs die at their key's next event (`next`), long before
+        self._wpend: list = []
         self._cx: list = []  # cooldown expiries: (stamp + cooldown, seq, KeyState)
         self._seq = 0
         self._nstates = 0  # (rule, key) states alive: bounds the heaps' stale entries
@@ -284,6 +289,8 @@ class Matcher:
         out: list[Match] = []
         if self._dl and self._dl[0][0] <= wm:
             self._advance(wm, out)
+        if self._wpend:
+            self._flush_within()
         wx = self._wx
         rules = self.program.rules
         while wx and wx[0][0] < wm:
@@ -302,6 +309,8 @@ class Matcher:
         return out
 
     def snapshot(self) -> bytes:
+        if self._wpend:
+            self._flush_within()
         state = (_SNAPSHOT_VERSION, self.max_runs_per_key, self.type_field, self._states, self._dl, self._wx,
                  self._cx, self._seq, self.stats)
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
@@ -436,7 +445,11 @@ class Matcher:
                     else:
                         ks.runs.append(run)
                         if within is not None and ks.wsched is None:
-                            self._sched_within(r, ks)
+                            ks.wsched = ks.runs[0].start + within
+                            wp = self._wpend
+                            wp.append(ks)
+                            if len(wp) > self._nstates + (self._nstates >> 2) + self.COMPACT_SLACK:
+                                self._flush_within()
         if ks is None:
             return
         if done is not None:
@@ -705,6 +718,22 @@ class Matcher:
         if n:
             del runs[:n]
             self._rstats[r.index].died["within"] += n
+
+    def _flush_within(self):
+        """Push the pending within expiries of the states that still have runs;
+        a state without runs forgets its expiry, as `_compact` would."""
+        pend = self._wpend
+        self._wpend = []
+        wx = self._wx
+        push = heapq.heappush
+        for ks in pend:
+            if ks.runs:
+                self._seq += 1
+                push(wx, (ks.wsched, self._seq, ks))
+            else:
+                ks.wsched = None
+        if len(wx) > self._nstates + (self._nstates >> 2) + self.COMPACT_SLACK:
+            self._compact()
 
     def _sched_within(self, r, ks):
         e = ks.runs[0].start + r.within_ms

@@ -95,7 +95,8 @@ def _drive(slack: int, seed: int):
         out += m.on_event(t, ev)
         if step % 997 == 0:
             out += m.on_time(t)
-        heap = max(heap, len(m._dl), len(m._wx), len(m._cx))
+        # the within expiries waiting to enter their heap are bounded the same way
+        heap = max(heap, len(m._dl), len(m._wx), len(m._wpend), len(m._cx))
         states = max(states, m._nstates)
     out += m.on_time(t)
     return [x.to_json() for x in out], m.stats.to_json(), heap / states
