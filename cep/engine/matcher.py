@@ -80,6 +80,11 @@ class KeyState:
         self.rule, self.key, self.hkey, self.runs, self.stamp, self.sched, self.wsched = st
 
 
+def _each(states):
+    """The KeyStates of one key in a group index entry (one, or a list)."""
+    return (states,) if states.__class__ is KeyState else states
+
+
 def _hkey(k):
     """A hashable form of a key that keeps JSON types apart (1, 1.0, true, "1")."""
     if type(k) is str:
@@ -121,7 +126,7 @@ class _Plan:
         self.key_of = key_of
         # a key of one plain field is read inline: no call per event
         self.kname = key_fields[0][0] if len(key_fields) == 1 and len(key_fields[0]) == 1 else None
-        self.active = active  # hkey -> [KeyState] in rule order
+        self.active = active  # hkey -> KeyState, or [KeyState, ...] in rule order (Matcher._gk)
         self.aff = aff
         self.always = always  # tuple of CompiledRule, in rule order
         # ((path, {value: tuple of CompiledRule}), ...); the first, when its
@@ -152,7 +157,9 @@ class Matcher:
         self.max_runs_per_key = max_runs_per_key
         self.type_field = type_field
         self._etype = _type_getter(type_field)
-        self._gk: list[dict] = [{} for _ in program.key_groups]  # per group: hkey -> [KeyState] in rule order
+        # per group: hkey -> its KeyState when the key has state in one rule of
+        # the group (the common case: no list per key), else [KeyState, ...] in rule order
+        self._gk: list[dict] = [{} for _ in program.key_groups]
         self._dl: list = []  # deadlines: (time, seq, KeyState)
         self._wx: list = []  # within expiries: (start + within, seq, KeyState)
         # states whose within expiry (`wsched`) is not in `_wx` yet: only
@@ -177,7 +184,7 @@ class Matcher:
 
     @property
     def live_runs(self) -> int:
-        return sum(len(ks.runs) for d in self._gk for lst in d.values() for ks in lst)
+        return sum(len(ks.runs) for d in self._gk for lst in d.values() for ks in _each(lst))
 
     @property
     def _states(self) -> list[dict]:
@@ -185,7 +192,7 @@ class Matcher:
         out: list[dict] = [{} for _ in self.program.rules]
         for d in self._gk:
             for lst in d.values():
-                for ks in lst:
+                for ks in _each(lst):
                     out[ks.rule][ks.hkey] = ks
         return out
 
@@ -246,8 +253,8 @@ class Matcher:
             aff = pl.aff
             rules = self.program.rules
             if not starters:
-                if len(lst) == 1:
-                    ks = lst[0]
+                if lst.__class__ is KeyState:
+                    ks = lst
                     if aff[ks.rule]:
                         self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
                 else:
@@ -257,7 +264,7 @@ class Matcher:
                 continue
             # live states and starters, both in rule order: merge, each rule once
             i = 0
-            live = tuple(lst)
+            live = (lst,) if lst.__class__ is KeyState else tuple(lst)
             n = len(live)
             for r in starters:
                 ri = r.index
@@ -327,7 +334,7 @@ class Matcher:
         for ri, d in enumerate(states):
             gk = m._gk[program.rules[ri].group]
             for hk, ks in d.items():
-                gk.setdefault(hk, []).append(ks)  # rules in order: each list stays in rule order
+                m._index_state(gk, hk, ks)
                 m._nstates += 1
         for r in program.rules:
             stats.rule(r.name)
@@ -463,14 +470,20 @@ class Matcher:
     def _new_state(self, r, k, hk) -> KeyState:
         ks = KeyState(r.index, k, hk)
         self._nstates += 1
-        lst = self._gk[r.group].get(hk)
-        if lst is None:
-            self._gk[r.group][hk] = [ks]
-        else:
-            lst.append(ks)
-            if len(lst) > 1 and lst[-2].rule > r.index:
-                lst.sort(key=lambda x: x.rule)
+        self._index_state(self._gk[r.group], hk, ks)
         return ks
+
+    @staticmethod
+    def _index_state(gk, hk, ks):
+        cur = gk.get(hk)
+        if cur is None:
+            gk[hk] = ks
+        elif cur.__class__ is KeyState:
+            gk[hk] = [cur, ks] if cur.rule < ks.rule else [ks, cur]
+        else:
+            cur.append(ks)
+            if cur[-2].rule > ks.rule:
+                cur.sort(key=lambda x: x.rule)
 
     def _make_stepper(self, r, s):
         """§3 rules 2-4 for a run at step `s`, specialised at start-up on the
@@ -810,10 +823,12 @@ class Matcher:
         """A key with no live run keeps only its cooldown stamp."""
         if ks.stamp is None:
             gk = self._gk[self.program.rules[ks.rule].group]
-            lst = gk.get(ks.hkey)
-            if lst is not None and ks in lst:
-                if len(lst) == 1:
-                    del gk[ks.hkey]
-                else:
-                    lst.remove(ks)
+            cur = gk.get(ks.hkey)
+            if cur is ks:
+                del gk[ks.hkey]
+                self._nstates -= 1
+            elif cur.__class__ is list and ks in cur:
+                cur.remove(ks)
+                if len(cur) == 1:
+                    gk[ks.hkey] = cur[0]  # back to the one-state form
                 self._nstates -= 1

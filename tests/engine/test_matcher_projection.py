@@ -47,7 +47,7 @@ def _run(text: str, events: list[dict]):
     got = []
     for e in events:
         got += m.on_event(e["ts"], e)
-    live = [run.caps for lst in m._gk[0].values() for ks in lst for run in ks.runs]
+    live = [run.caps for ks in m._states[0].values() for run in ks.runs]
     got += m.on_time(events[-1]["ts"])
     got.sort(key=Match.sort_key)
     want = run_reference(ruleset, [events])
