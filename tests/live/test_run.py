@@ -377,10 +377,13 @@ def test_metrics_count_events_matches_and_dead_letters(rules, tmp_path, closed_p
                 if line.startswith("cep_") and not line.startswith("#")}
 
     def ready() -> dict:
+        # events are counted as read, dead letters as written: wait for both
         got = scrape()
-        return got if got.get('cep_events_in_total{partition="-"}') == len(events) + 1 else {}
+        counted = (got.get('cep_events_in_total{partition="-"}') == len(events) + 1
+                   and 'cep_dead_letters_total{reason="bad_time"}' in got)
+        return got if counted else {}
 
-    metrics = wait_for(ready, 30, "the metrics to count every event")
+    metrics = wait_for(ready, 30, "the metrics to count every event and the dead letter")
     per_rule = sum(v for k, v in metrics.items() if k.startswith("cep_matches_total"))
     proc.stdin.close()
     assert proc.wait(30) == 0
