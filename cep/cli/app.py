@@ -20,6 +20,17 @@ import sys
 COMMANDS = ("check", "fmt", "explain", "test", "replay", "run")
 
 
+def positive_int(text: str) -> int:
+    """argparse type of --workers, --processes and the like: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 class UsageError(Exception):
     """A bad command line: printed as one line, exit code 2."""
 

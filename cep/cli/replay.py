@@ -26,18 +26,10 @@ import time
 
 import orjson
 
+from cep.cli.app import positive_int
+
 HELP = "replay historical files through the rules (the Bytewax dataflow)"
 DEFAULT_DEAD = "dead-letters.jsonl"
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,9 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="FILE", help="write matches here (default: stdout)")
     parser.add_argument("--dead-letter", metavar="FILE",
                         help=f"write dead letters here (default: {DEFAULT_DEAD} beside --out, only if any)")
-    parser.add_argument("--workers", type=_positive, default=1, metavar="N",
+    parser.add_argument("--workers", type=positive_int, default=1, metavar="N",
                         help="Bytewax workers per process (default 1)")
-    parser.add_argument("--processes", type=_positive, default=1, metavar="N",
+    parser.add_argument("--processes", type=positive_int, default=1, metavar="N",
                         help="Bytewax processes on this machine, talking over localhost (default 1)")
     parser.add_argument("--lateness", metavar="D", help="allowed lateness, e.g. 30s (overrides cep.toml)")
     parser.add_argument("--config", metavar="FILE", help="config file (default: ./cep.toml if present)")

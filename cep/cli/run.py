@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cep.cli.app import positive_int
+
 HELP = "run the rules on a live stream (Kafka, Redis Streams, webhook, files) until stopped"
 DEFAULT_DEAD = "file:dead-letters.jsonl"
 
@@ -37,16 +39,6 @@ _RUN_KEYS = {
 }
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rules", nargs="+", action="extend", required=True, metavar="PATH",
                         help="rule files or directories (*.cep)")
@@ -55,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sink", metavar="URI", help="kafka://..., redis://..., http(s)://... (webhook), "
                         "file:PATH or - (stdout)")
     parser.add_argument("--dead-letter", metavar="URI", help=f"where dead letters go (default {DEFAULT_DEAD})")
-    parser.add_argument("--workers", type=_positive, metavar="N", help="Bytewax workers per process (default 1)")
-    parser.add_argument("--processes", type=_positive, metavar="N",
+    parser.add_argument("--workers", type=positive_int, metavar="N", help="Bytewax workers per process (default 1)")
+    parser.add_argument("--processes", type=positive_int, metavar="N",
                         help="Bytewax processes on this machine, talking over localhost (default 1)")
     parser.add_argument("--recovery-dir", metavar="DIR",
                         help="Bytewax recovery database (created on first use); restarts resume from it")
@@ -72,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--webhook-timeout", metavar="D", help="timeout of one webhook POST (default 5s)")
     parser.add_argument("--webhook-retries", type=int, metavar="N",
                         help="retries of a failed webhook POST, with exponential backoff (default 5)")
-    parser.add_argument("--webhook-in-flight", type=_positive, metavar="N",
+    parser.add_argument("--webhook-in-flight", type=positive_int, metavar="N",
                         help="matches queued for the webhook at most; then the run waits (default 100)")
     parser.add_argument("--config", metavar="FILE", help="config file (default: ./cep.toml if present)")
 

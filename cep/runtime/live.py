@@ -65,6 +65,7 @@ from cep.runtime import metrics
 from cep.runtime.connectors import log, open_source, open_writer
 from cep.runtime.connectors.uri import parse
 from cep.runtime.dataflow import shard_of
+from cep.runtime.replay import free_ports
 from cep.runtime.glue import Env, EnvSpec
 
 SHARDS_PER_WORKER = 32
@@ -540,21 +541,6 @@ def run_in_process(spec: LiveSpec, process_id: int = 0) -> None:
     log.info("stop: process %d finished", process_id)
 
 
-def _free_ports(n: int) -> list[int]:
-    import socket
-
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def run(spec: LiveSpec, work_dir: str) -> int:
     """Run until the sources end or SIGTERM/SIGINT; the exit code."""
     setup_logging()
@@ -564,7 +550,7 @@ def run(spec: LiveSpec, work_dir: str) -> int:
         return 0
     if STOP.is_set():
         return 0  # stopped before any process started
-    ports = _free_ports(spec.processes)
+    ports = free_ports(spec.processes)
     spec = LiveSpec(**{**{f: getattr(spec, f) for f in LiveSpec.__dataclass_fields__},
                        "addresses": tuple(f"127.0.0.1:{p}" for p in ports)})
     path = os.path.join(work_dir, "cep-run-job.pickle")

@@ -58,7 +58,8 @@ class Job:
     addresses: tuple[str, ...] = ()
 
 
-def _free_ports(n: int) -> list[int]:
+def free_ports(n: int) -> list[int]:
+    """n free loopback ports, for the processes of a Bytewax cluster."""
     socks = []
     try:
         for _ in range(n):
@@ -111,7 +112,7 @@ def run_job(job: Job, env: Env) -> None:
     if job.processes == 1:
         run_in_process(job, env)
         return
-    ports = _free_ports(job.processes)
+    ports = free_ports(job.processes)
     job = Job(job.env, job.flow, job.workers, job.processes, tuple(f"localhost:{p}" for p in ports))
     path = os.path.join(job.flow.out_dir, "job.pickle")
     with open(path, "wb") as fh:
