@@ -90,14 +90,15 @@ class CompiledRule:
     all_types: bool  # affected by every event type (`any`, `idle`, `next`)
     types: frozenset  # otherwise: the types its event, `no` and `not` steps name
     source: ast.Rule
-    # the first step's `where` requires `field == "constant"` (a top-level
-    # conjunct): (field path, constant), so the matcher can index the rule by
-    # (type, field, value) and an event only tries to start the rules whose
-    # constant it carries; None when there is no such conjunct
-    start_const: tuple[tuple[str, ...], str] | None = None
+    # the first step's `where` requires `field == "constant"` or `field in
+    # ["a", "b", ...]` (a top-level conjunct, list of str literals): (field
+    # path, the constants), so the matcher can index the rule by (type, field,
+    # value) under each constant and an event only tries to start the rules
+    # whose constant it carries; None when there is no such conjunct
+    start_const: tuple[tuple[str, ...], tuple[str, ...]] | None = None
     # the test rule 1 still needs once the matcher's index has found the
     # constant: the first step's where, or None when the where is exactly
-    # `field == "constant"` (the index has proved it)
+    # `field == "constant"` or `field in [str literals]` (the index has proved it)
     start_where: Callable | None = None
 
     def emit(self, caps, start: int, end: int, key) -> dict:
@@ -176,20 +177,35 @@ class Program:
         return None
 
 
-def start_constant(where) -> tuple[tuple[str, ...], str] | None:
-    """A conjunct `field == "s"` (either side) that the where requires: if the
-    field is not that string the where cannot be exactly true (architecture:
-    `and` is true only when both sides are exactly True; `==` of a str literal
-    is true only for that str)."""
-    if where is None:
+def start_constant(where) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """A conjunct `field == "s"` (either side) or `field in ["s", ...]` (a list
+    of str literals only) that the where requires: (path, the strs in first-seen
+    order).  If the field is not one of those strs the where cannot be exactly
+    true (architecture "Expression semantics": `and` is true only when both
+    sides are exactly True; `==` of a str literal is true only for that str; `in`
+    is true only for an element of a like type, and str is like only str).
+    An `==` conjunct anywhere in the chain is preferred: one value, not several."""
+    return _const_conjunct(where, "==") or _const_conjunct(where, "in")
+
+
+def _const_conjunct(where, op: str):
+    if not isinstance(where, ast.Binary):
         return None
-    if isinstance(where, ast.Binary):
-        if where.op == "and":
-            return start_constant(where.left) or start_constant(where.right)
-        if where.op == "==":
-            for a, b in ((where.left, where.right), (where.right, where.left)):
-                if isinstance(a, ast.Field) and isinstance(b, ast.Literal) and type(b.value) is str:
-                    return (tuple(a.path), b.value)
+    if where.op == "and":
+        return _const_conjunct(where.left, op) or _const_conjunct(where.right, op)
+    if where.op != op:
+        return None
+    if op == "==":
+        for a, b in ((where.left, where.right), (where.right, where.left)):
+            if isinstance(a, ast.Field) and isinstance(b, ast.Literal) and type(b.value) is str:
+                return (tuple(a.path), (b.value,))
+        return None
+    # `in`: the element is the left side; a str on the right would be substring
+    a, b = where.left, where.right
+    if (isinstance(a, ast.Field) and isinstance(b, ast.ListExpr)
+            and all(isinstance(x, ast.Literal) and type(x.value) is str for x in b.items)):
+        # `x in []` is never true: no value, so no event starts the rule
+        return (tuple(a.path), tuple(dict.fromkeys(x.value for x in b.items)))
     return None
 
 
@@ -311,7 +327,10 @@ def compile_rule(rule: ast.Rule, index: int, group: int, key: tuple) -> Compiled
 
     where0 = steps[0].source.matcher.where
     start_where = steps[0].matcher.where
-    if isinstance(where0, ast.Binary) and where0.op == "==" and start_constant(where0) is not None:
+    # the where is exactly the indexed conjunct: the index has proved it (an
+    # indexed event's field is a str equal to one of the constants, and then
+    # both `==` and `in` are True)
+    if isinstance(where0, ast.Binary) and where0.op in ("==", "in") and start_constant(where0) is not None:
         start_where = None
     emit = rule.emit
     output = emit.name if emit is not None and emit.name else rule.name

@@ -365,8 +365,10 @@ class Matcher:
                 if r.start_const is None:
                     always.append(r)
                 else:
-                    path, value = r.start_const
-                    consts.setdefault(path, {}).setdefault(value, []).append(r)
+                    path, values = r.start_const
+                    table = consts.setdefault(path, {})
+                    for value in values:  # distinct: the rule is in each entry once
+                        table.setdefault(value, []).append(r)
             if not any_aff:
                 continue
             out.append(_Plan(kg.index, kg.fields, prog.key_getters[kg.index], self._gk[kg.index], aff,

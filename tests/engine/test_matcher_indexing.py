@@ -110,3 +110,75 @@ def test_heap_compaction_changes_memory_only():
         # stale entries never pile up beyond 1.25 x the live states (without
         # compaction they do: so the test exercises it)
         assert eager[2] <= 1.25 < never[2]
+
+
+# -------------------------------------------- `field in [str literals]` index
+
+IN_RULES = """
+let pages = ["/a", "/b"]
+rule lit match A where page in ["/a", "/b", "/a"] as a next B emit { p: a.page }
+rule conj match A where n > 0 and ctx.page in ["/b", "/c"] then B within 5s
+rule viaLet match 2 A where page in pages then idle 3s
+rule mixed match A where page in ["/a", 1] then B
+rule nothing match A where page in [] then B
+"""
+
+
+def _unindexed(prog):
+    """The same program with every rule's first step evaluated in full on
+    every event of its type: what the index must be equivalent to."""
+    import dataclasses
+    rules = tuple(dataclasses.replace(r, start_const=None, start_where=r.steps[0].matcher.where)
+                  for r in prog.rules)
+    return dataclasses.replace(prog, rules=rules)
+
+
+def test_in_list_rule_is_visited_only_by_events_whose_value_is_listed():
+    m = Matcher(program(IN_RULES + UNRELATED))
+    seen = _visits(m)
+    m.on_event(0, {"type": "A", "page": "/b", "n": 1, "ctx": {"page": "/zz"}, "customer_id": "c"})
+    m.on_event(1, {"type": "A", "page": "/zz", "n": 1, "ctx": {"page": "/c"}, "customer_id": "d"})
+    for i, page in enumerate(("/zz", None, 7, ["/a"], {"page": "/a"})):  # unlisted, null, not a str
+        m.on_event(2 + i, {"type": "A", "page": page, "n": 1, "ctx": {"page": page}, "customer_id": f"e{i}"})
+    m.on_event(9, {"type": "A", "n": 1, "customer_id": "f"})  # page missing
+    # `mixed` has a non-str element: not indexed, so tried by every A; `x in []`
+    # is never true, so `nothing` is indexed under no value and never tried
+    assert seen == ["lit", "viaLet", "mixed", "conj", "mixed"] + ["mixed"] * 6
+    assert [m.stats.rules[r].runs_started for r in ("lit", "conj", "viaLet", "mixed", "nothing")] == [1, 1, 1, 0, 0]
+
+
+def test_exact_in_list_skips_the_where_and_a_conjunction_keeps_it():
+    prog = program(IN_RULES)
+    by = {r.name: r for r in prog.rules}
+    assert (by["lit"].start_const, by["lit"].start_where) == ((("page",), ("/a", "/b")), None)
+    assert by["viaLet"].start_const == (("page",), ("/a", "/b"))  # the let was substituted
+    assert by["conj"].start_const == (("ctx", "page"), ("/b", "/c")) and by["conj"].start_where is not None
+    assert (by["mixed"].start_const, by["nothing"].start_const) == (None, (("page",), ()))
+
+
+def test_equality_conjunct_is_preferred_to_an_in_list():
+    r = program('rule r match A where page in ["/a", "/b"] and kind == "k"').rules[0]
+    assert r.start_const == (("kind",), ("k",)) and r.start_where is not None
+
+
+def test_in_list_index_equals_the_unindexed_evaluation():
+    rng = random.Random(7)
+    values = ("/a", "/b", "/c", "/zz", None, 1, 1.0, True, ["/a"], {"x": "/a"}, "")
+    events = []
+    t = 0
+    for _ in range(4000):
+        t += rng.choice((0, 200, 1000, 2500))
+        ev = {"type": rng.choice("AAB"), "n": rng.choice((0, 1)), "customer_id": f"c{rng.randrange(25)}"}
+        for f in ("page", "ctx"):
+            if rng.random() < 0.85:  # else missing
+                v = rng.choice(values)
+                ev[f] = {"page": v} if f == "ctx" and rng.random() < 0.8 else v
+        events.append((t, ev))
+    prog = program(IN_RULES)
+    outs = []
+    for p in (prog, _unindexed(prog)):
+        m = Matcher(p, max_runs_per_key=4)
+        got = [x.to_json() for ts, ev in events for x in m.on_event(ts, ev)] + [x.to_json() for x in m.on_time(t + 10**6)]
+        outs.append((got, m.stats.to_json()))
+    assert outs[0] == outs[1]
+    assert len(outs[0][0]) > 50 and all(outs[0][1]["rules"][r]["runs_started"] for r in ("lit", "conj", "viaLet"))
