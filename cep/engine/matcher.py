@@ -96,23 +96,6 @@ def _hkey(k):
         return ("repr", type(k).__name__, repr(k))
 
 
-def _type_getter(type_field: str):
-    path = tuple(type_field.split("."))
-    if len(path) == 1:
-        name = path[0]
-        return lambda ev: ev.get(name)
-
-    def walk(ev):
-        v = ev
-        for p in path:
-            if type(v) is not dict:
-                return None
-            v = v.get(p)
-        return v
-
-    return walk
-
-
 class _Plan:
     """What an event of one type does to one key group: which of its rules it
     can affect (`aff`, indexed by rule), which it may start (`always`: every
@@ -156,7 +139,7 @@ class Matcher:
         self.program = program
         self.max_runs_per_key = max_runs_per_key
         self.type_field = type_field
-        self._etype = _type_getter(type_field)
+        self._etype = field_getter(tuple(type_field.split(".")))
         # per group: hkey -> its KeyState when the key has state in one rule of
         # the group (the common case: no list per key), else [KeyState, ...] in rule order
         self._gk: list[dict] = [{} for _ in program.key_groups]
