@@ -291,6 +291,60 @@ def rules(draw, max_rules: int = 3) -> RuleSetCase:
     return RuleSetCase(text, tuple(keys), has_catalog)
 
 
+@st.composite
+def deferred_rules(draw, max_rules: int = 6) -> RuleSetCase:
+    """Rule sets the matcher starts *deferred* (cep/engine/matcher.py
+    `_DeferSet`): most rules begin `[1] T [where s == "x"] next <event step>`,
+    several share a first type and constant, and their withins differ, so
+    the deferred sets, the second steps' index, rule 6 on pending runs and
+    the hand-over to ordinary runs (a rule with a live state, a cooldown
+    stamp) are all exercised.  Some rules are near misses (a `then`, a
+    quantified first step, `optional` second step) that must not defer."""
+    types = ("a", "b", "c")
+    text = ""
+    keys = []
+    firsts = ("", ' where s == "x"', ' where s == "y"', ' where s in ["x", "y"]', ' where s in ["y", "xy"]')
+    seconds = ("", ' where s == "x"', ' where s == "y"', ' where s in ["x", "y"]', ' where n > 1',
+               ' where s == c0.s')
+    for r in range(draw(st.integers(2, max_rules))):
+        key = draw(st.sampled_from((("k",), ("k",), ("k",), ("k", "j"))))
+        keys.append(key)
+        q0 = draw(st.sampled_from(("", "", "", "1 ", "2 ", "1+ ")))
+        t0 = draw(st.sampled_from(("a", "a", "b", "(a | b)", "any")))
+        cap0 = draw(st.booleans())
+        captures = [Cap("c0", q0 != "")] if cap0 else []
+        parts = [f"{q0}{t0}{draw(st.sampled_from(firsts))}" + (" as c0" if cap0 else "")]
+        conn = draw(st.sampled_from(("next", "next", "next", "then")))
+        q1 = draw(st.sampled_from(("", "", "2 ", "1..2 ", "optional ")))
+        w1 = draw(st.sampled_from(seconds))
+        if "c0" in w1 and (not cap0 or q0 != ""):
+            w1 = ""
+        parts.append(f"{conn} {q1}{draw(st.sampled_from(types + ('any',)))}{w1} as c1")
+        captures.append(Cap("c1", q1 not in ("", "optional ")))
+        for i in range(draw(st.integers(0, 2))):
+            kind = draw(st.sampled_from(("event", "event", "idle", "not")))
+            c = draw(st.sampled_from(("then", "next")))
+            if kind == "idle":
+                parts.append(f"{c} idle {_dur(draw(st.sampled_from(DURATIONS_S)))}")
+            elif kind == "not" and i == 0 and len(parts) == 2:
+                parts.append(f"{c} not {draw(st.sampled_from(types))}")
+            else:
+                step, cap = draw(_event_step(types, tuple(captures), i + 2, False))
+                parts.append(f"{c} {step}")
+                if cap is not None:
+                    captures.append(cap)
+        if parts[-1].split()[1] == "not":
+            parts.append("then c")
+        lines = [f"rule r{r}", "  key " + ", ".join(key), "  match " + "\n    ".join(parts)]
+        if draw(st.integers(0, 3)) > 0:
+            lines.append(f"  within {_dur(draw(st.sampled_from(DURATIONS_S + (40, 60))))}")
+        text_rule = "\n".join(lines) + draw(_payload(tuple(captures)))
+        if draw(st.integers(0, 3)) == 0:
+            text_rule += f"\n  cooldown {_dur(draw(st.sampled_from(DURATIONS_S)))}"
+        text += text_rule + "\n\n"
+    return RuleSetCase(text, tuple(keys), False)
+
+
 # --------------------------------------------------------------------------
 # streams
 

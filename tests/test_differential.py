@@ -18,7 +18,7 @@ import orjson
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 from reference import run_reference
-from strategies import load_rules_text, rules, timelines
+from strategies import deferred_rules, load_rules_text, rules, timelines
 
 from cep.compile import compile_ruleset
 from cep.engine import Engine, StreamSettings
@@ -95,9 +95,9 @@ def _load(case):
 
 
 @st.composite
-def scenarios(draw):
+def scenarios(draw, rule_sets=rules()):
     """A rule set, a stream, a lateness, a run cap and a feed order."""
-    case = draw(rules())
+    case = draw(rule_sets)
     inputs = draw(timelines())
     tags = [p for p, part in enumerate(inputs) for _ in part]
     order = draw(st.permutations(tags))
@@ -132,6 +132,14 @@ def test_engine_agrees_with_reference(scenario) -> None:
     note(f"engine stats:    {stats_json(got_stats)}")
     assert (close(got_m, want_m), dead_json(got_dead), stats_json(got_stats)) == \
         (True, dead_json(want.dead_letters), stats_json(want.stats))
+
+
+@given(scenario=scenarios(deferred_rules()))
+def test_deferred_starts_agree_with_reference(scenario) -> None:
+    """Rules whose runs the matcher starts deferred (one pending entry per key
+    instead of a run per rule): the same matches, dead letters and statistics
+    (runs started, died of `next` and `within`) as the reference."""
+    test_engine_agrees_with_reference.hypothesis.inner_test(scenario)
 
 
 # --------------------------------------------------------------------------

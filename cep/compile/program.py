@@ -74,7 +74,9 @@ class Step:
     project: Callable | None = None
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False: a compiled rule is equal only to itself, so it hashes by identity
+# (the matcher keeps sets of rules; a field-wise hash would walk every step)
+@dataclass(frozen=True, slots=True, eq=False)
 class CompiledRule:
     index: int
     name: str

@@ -13,11 +13,13 @@ deadline later, so an entry that is early is re-pushed when popped.
 
 from __future__ import annotations
 
+import bisect
+import collections
 import heapq
 import pickle
 import orjson
 
-from cep.compile.program import Program, StepKind, field_getter
+from cep.compile.program import Program, StepKind, field_getter, start_constant
 from cep.engine.model import Match, Stats
 
 __all__ = ["Matcher"]
@@ -96,21 +98,69 @@ def _hkey(k):
         return ("repr", type(k).__name__, repr(k))
 
 
+class _DeferSet:
+    """Rules whose runs an event starts *deferred* (see `Matcher._defer`): each
+    starts with one event, `next` to an event step with min >= 1, and no `not`
+    between, so a run it starts at event e0 lives exactly until the key's next
+    event e1: it moves on if e1 satisfies step 2, else it dies (`next`, or
+    `within` when e1 is too late).  Instead of one run per rule, the key keeps
+    one `_Pending` that names this set; at e1 only the rules whose second step
+    the index says e1 may satisfy become real runs.  Interned: one per set of
+    rule indexes (`Matcher._dset`)."""
+
+    __slots__ = ("rules", "idx", "ws", "rank", "minw", "started", "deaths", "step1", "shrunk")
+
+    def __init__(self, rules):
+        self.rules = rules  # tuple of CompiledRule, in rule order
+        self.idx = frozenset(r.index for r in rules)
+        # the distinct finite `within`s, sorted: a gap g kills by rule 6 exactly
+        # the rules whose within is < g, i.e. whose rank is < bisect_left(ws, g)
+        self.ws = sorted({r.within_ms for r in rules if r.within_ms is not None})
+        self.rank = {r.index: (bisect.bisect_left(self.ws, r.within_ms) if r.within_ms is not None
+                               else len(self.ws)) for r in rules}
+        self.minw = self.ws[0] if self.ws else None
+        # statistics not yet folded into the rules' RuleStats (`Matcher._fold`):
+        # runs started per rule, and (survivors, j) -> how many times every
+        # other rule's run died (`within` if its rank < j, else `next`)
+        self.started = 0
+        self.deaths: dict = {}
+        self.step1: dict = {}  # event type -> the second steps' index (`Matcher._step1`)
+        self.shrunk: dict = {}  # j -> the set left when rule 6 kills the ranks < j
+
+
+class _Pending:
+    """Deferred runs of one key and key group: started by the event at `ts`."""
+
+    __slots__ = ("ts", "ev", "k", "hk", "dset")
+
+    def __init__(self, ts, ev, k, hk, dset):
+        self.ts = ts
+        self.ev = ev
+        self.k = k
+        self.hk = hk
+        self.dset = dset
+
+
 class _Plan:
     """What an event of one type does to one key group: which of its rules it
     can affect (`aff`, indexed by rule), which it may start (`always`: every
     event of the type may; `consts`: only events whose field carries the
     first step's constant), and the group's live (rule, key) states."""
 
-    __slots__ = ("g", "key_of", "kname", "active", "aff", "always", "cname", "ctable", "consts")
+    __slots__ = ("g", "key_of", "kname", "active", "aff", "always", "cname", "ctable", "consts",
+                 "pend", "dnone", "dname", "dtable", "aname")
 
-    def __init__(self, g, key_fields, key_of, active, aff, always, consts):
+    def __init__(self, g, key_fields, key_of, active, aff, always, consts, pend, dnone, dname, dtable, aname):
         self.g = g
         self.key_of = key_of
         # a key of one plain field is read inline: no call per event
         self.kname = key_fields[0][0] if len(key_fields) == 1 and len(key_fields[0]) == 1 else None
         self.active = active  # hkey -> KeyState, or [KeyState, ...] in rule order (Matcher._gk)
+        # per rule: True (every event of the type may affect its runs), False,
+        # or the frozenset of str values the field `aname` must carry for the
+        # event to satisfy any of the rule's matchers (else it is a no-op)
         self.aff = aff
+        self.aname = aname
         self.always = always  # tuple of CompiledRule, in rule order
         # ((path, {value: tuple of CompiledRule}), ...); the first, when its
         # path is one plain field, is read inline (cname, ctable)
@@ -120,6 +170,17 @@ class _Plan:
             self.ctable = consts[0][1]
             consts = consts[1:]
         self.consts = tuple((field_getter(path), table) for path, table in consts)
+        # deferred starts (_DeferSet): the group's pending runs (hkey ->
+        # _Pending), the set every event of the type starts (`dnone`), and per
+        # value of the field `dname` the set an event carrying it starts
+        self.pend = pend
+        self.dnone = dnone
+        self.dname = dname
+        self.dtable = dtable
+
+
+def _rule_of(ks):
+    return ks.rule
 
 
 def _union(a, b):
@@ -153,10 +214,20 @@ class Matcher:
         self._cx: list = []  # cooldown expiries: (stamp + cooldown, seq, KeyState)
         self._seq = 0
         self._nstates = 0  # (rule, key) states alive: bounds the heaps' stale entries
-        self.stats = Stats()
+        self._stats = Stats()
         for r in program.rules:
-            self.stats.rule(r.name)
-        self._rstats = [self.stats.rules[r.name] for r in program.rules]
+            self._stats.rule(r.name)
+        self._rstats = [self._stats.rules[r.name] for r in program.rules]
+        # deferred starts (_DeferSet, _Pending): which rules may defer, the
+        # interned sets, per group the pending runs by hkey, and the last
+        # watermark (rule 6 for pending runs is applied when they are read)
+        self._deferrable = [self._can_defer(r) for r in program.rules]
+        self._dsets: dict = {}
+        self._pend: list[dict] = [{} for _ in program.key_groups]
+        # per group: hkey -> how many states of deferrable rules the key has
+        # (only such a key can need `_split_live`)
+        self._dlive: list[dict] = [{} for _ in program.key_groups]
+        self._wm = None
         self._plans: dict = {}  # (group, type) -> tuple of _Plan
         self._plans0: dict = {}  # type -> tuple of _Plan, for group None
         # per rule, per step: the specialised §3 rules 2-4 for a run at that step
@@ -166,12 +237,42 @@ class Matcher:
     # ------------------------------------------------------------------ API
 
     @property
+    def stats(self) -> Stats:
+        """The statistics so far (deferred starts folded in)."""
+        self._expire_pending()
+        self._fold()
+        return self._stats
+
+    @property
     def live_runs(self) -> int:
-        return sum(len(ks.runs) for d in self._gk for lst in d.values() for ks in _each(lst))
+        self._expire_pending()
+        return (sum(len(ks.runs) for d in self._gk for lst in d.values() for ks in _each(lst))
+                + sum(len(pe.dset.rules) for pend in self._pend for pe in pend.values()))
+
+    def census(self) -> dict:
+        """Live keys, (rule, key) states and runs, deferred ones included, for
+        benchmarks and metrics: nothing is materialised to count them."""
+        self._expire_pending()
+        keys = set()
+        states = runs = 0
+        for d in self._gk:
+            keys.update(d)
+            for lst in d.values():
+                for ks in _each(lst):
+                    states += 1
+                    runs += len(ks.runs)
+        for pend in self._pend:
+            keys.update(pend)
+            for pe in pend.values():
+                states += len(pe.dset.rules)
+                runs += len(pe.dset.rules)
+        return {"live_keys": len(keys), "live_states": states, "live_runs": runs}
 
     @property
     def _states(self) -> list[dict]:
-        """Per rule: hkey -> KeyState (a view; the matcher indexes states by key group)."""
+        """Per rule: hkey -> KeyState (a view; the matcher indexes states by key
+        group).  Deferred runs are made real first."""
+        self._materialise_all()
         out: list[dict] = [{} for _ in self.program.rules]
         for d in self._gk:
             for lst in d.values():
@@ -228,21 +329,50 @@ class Matcher:
                         more = table.get(v)
                         if more is not None:
                             starters = _union(starters, more) if starters else more
+            # deferred starts (_DeferSet): first the runs this key's previous
+            # event left pending meet their next event, then this event's own
+            ds = pl.dnone
+            dn = pl.dname
+            if dn is not None:
+                v = event.get(dn)
+                if v.__class__ is str:
+                    more = pl.dtable.get(v)
+                    if more is not None:
+                        ds = more
+            pend = pl.pend
+            if pend:
+                pe = pend.pop(hk, None)
+                if pe is not None:
+                    self._resolve(pe, ts, event, etype)
             lst = pl.active.get(hk)
+            if ds is not None:
+                if lst is not None and hk in self._dlive[pl.g]:
+                    ds, now = self._split_live(ds, lst)
+                    if now:
+                        starters = _union(starters, now) if starters else now
+                if ds is not None:
+                    pend[hk] = _Pending(ts, event, k, hk, ds)
+                    ds.started += 1
             if lst is None:
                 for r in starters:
                     self._on_rule_event(r, None, k, hk, ts, event, etype, out, True)
                 continue
             aff = pl.aff
+            an = pl.aname
+            av = event.get(an) if an is not None else None
+            if av.__class__ is not str:
+                av = None  # no constant is carried: only the True entries
             rules = self.program.rules
             if not starters:
                 if lst.__class__ is KeyState:
                     ks = lst
-                    if aff[ks.rule]:
+                    a = aff[ks.rule]
+                    if a is True or (a and av in a):
                         self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
                 else:
                     for ks in tuple(lst):  # a visit may drop its state from the list
-                        if aff[ks.rule]:
+                        a = aff[ks.rule]
+                        if a is True or (a and av in a):
                             self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
                 continue
             # live states and starters, both in rule order: merge, each rule once
@@ -253,7 +383,8 @@ class Matcher:
                 ri = r.index
                 while i < n and live[i].rule < ri:
                     ks = live[i]
-                    if aff[ks.rule]:
+                    a = aff[ks.rule]
+                    if a is True or (a and av in a):
                         self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
                     i += 1
                 if i < n and live[i].rule == ri:
@@ -263,20 +394,23 @@ class Matcher:
                     self._on_rule_event(r, None, k, hk, ts, event, etype, out, True)
             while i < n:
                 ks = live[i]
-                if aff[ks.rule]:
+                a = aff[ks.rule]
+                if a is True or (a and av in a):
                     self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
                 i += 1
         if group is None:
             if relevant:
-                self.stats.matched_against += 1
+                self._stats.matched_against += 1
             else:
-                self.stats.irrelevant += 1
+                self._stats.irrelevant += 1
         return out
 
     def on_time(self, wm: int) -> list[Match]:
         """Move time to `wm`: resolve every deadline <= wm, then every run of
         every key with wm - start > within dies (rule 6)."""
         out: list[Match] = []
+        if self._wm is None or wm > self._wm:
+            self._wm = wm
         if self._dl and self._dl[0][0] <= wm:
             self._advance(wm, out)
         if self._wpend:
@@ -299,9 +433,10 @@ class Matcher:
         return out
 
     def snapshot(self) -> bytes:
+        states = self._states  # deferred runs made real: a snapshot holds only real runs
         if self._wpend:
             self._flush_within()
-        state = (_SNAPSHOT_VERSION, self.max_runs_per_key, self.type_field, self._states, self._dl, self._wx,
+        state = (_SNAPSHOT_VERSION, self.max_runs_per_key, self.type_field, states, self._dl, self._wx,
                  self._cx, self._seq, self.stats)
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -313,12 +448,15 @@ class Matcher:
         if len(states) != len(program.rules):
             raise ValueError("the snapshot was taken with a different rule set")
         m = cls(program, cap, type_field)
-        m._dl, m._wx, m._cx, m._seq, m.stats = dl, wx, cx, seq, stats
+        m._dl, m._wx, m._cx, m._seq, m._stats = dl, wx, cx, seq, stats
         for ri, d in enumerate(states):
             gk = m._gk[program.rules[ri].group]
             for hk, ks in d.items():
                 m._index_state(gk, hk, ks)
                 m._nstates += 1
+                if m._deferrable[ri]:
+                    dl = m._dlive[program.rules[ri].group]
+                    dl[hk] = dl.get(hk, 0) + 1
         for r in program.rules:
             stats.rule(r.name)
         m._rstats = [stats.rules[r.name] for r in program.rules]
@@ -336,15 +474,33 @@ class Matcher:
             aff = [False] * len(prog.rules)
             always = []
             consts: dict = {}
+            dalways: list = []  # deferrable starters (_DeferSet) of every event of the type
+            dname = None  # the one plain field whose value picks more deferrable starters
+            dconsts: dict = {}
+            aconsts: dict = {}  # rule index -> (field, values) (`_type_constants`)
             any_aff = False
             for ri in kg.rules:
                 r = prog.rules[ri]
                 if not (r.all_types or (hashable and etype in r.types)):
                     continue
                 aff[ri] = any_aff = True
+                if not r.all_types:
+                    c = self._type_constants(r, etype)
+                    if c is not None:
+                        aconsts[ri] = c
                 types0 = r.steps[0].matcher.types
                 if types0 is not None and not (hashable and etype in types0):
                     continue  # its first step cannot take this type
+                if self._deferrable[ri]:
+                    if r.start_const is None:
+                        dalways.append(r)
+                        continue
+                    path, values = r.start_const
+                    if len(path) == 1 and (dname is None or path[0] == dname):
+                        dname = path[0]
+                        for value in values:
+                            dconsts.setdefault(value, []).append(r)
+                        continue
                 if r.start_const is None:
                     always.append(r)
                 else:
@@ -354,14 +510,215 @@ class Matcher:
                         table.setdefault(value, []).append(r)
             if not any_aff:
                 continue
+            # the live states of a rule whose every matcher naming this type
+            # requires a constant are visited only by events carrying one
+            aname = None
+            if aconsts:
+                aname = collections.Counter(f for f, _ in aconsts.values()).most_common(1)[0][0]
+                for ri, (f, values) in aconsts.items():
+                    if f == aname:
+                        aff[ri] = values
+            dnone = self._dset(dalways) if dalways else None
+            dtable = {v: self._dset(dalways + rs) for v, rs in dconsts.items()}
             out.append(_Plan(kg.index, kg.fields, prog.key_getters[kg.index], self._gk[kg.index], aff,
                              tuple(always),
-                             tuple((path, {v: tuple(rs) for v, rs in table.items()}) for path, table in consts.items())))
+                             tuple((path, {v: tuple(rs) for v, rs in table.items()}) for path, table in consts.items()),
+                             self._pend[kg.index], dnone, dname if dtable else None, dtable, aname))
         plans = tuple(out)
         cache_ = self._plans0 if group is None else self._plans
         if cache and len(cache_) < 100_000:
             cache_[etype if group is None else (group, etype)] = plans
         return plans
+
+    @staticmethod
+    def _type_constants(r, etype):
+        """(field, frozenset of strs) when every matcher of rule `r` that can take
+        an event of type `etype` (event and `no` steps, `not` guards) has a
+        top-level conjunct `field == "s"` or `field in [strs]` on one plain
+        field: an event of the type whose field is none of those strs
+        satisfies none of them, and for a rule without `next`, `idle` and
+        `any` (all_types) such an event changes no run (rule 2: skipped; rules
+        3 and 4 kill only on satisfying events).  Else None."""
+        field, values = None, set()
+        for s in r.steps:
+            for m in ((s.matcher,) if s.matcher is not None else ()) + s.wait_guards + s.pre_guards:
+                if m.types is None:
+                    return None
+                if etype not in m.types:
+                    continue
+                where = m.source.where
+                c = start_constant(where) if where is not None else None
+                if c is None or len(c[0]) != 1 or (field is not None and c[0][0] != field):
+                    return None
+                field = c[0][0]
+                values.update(c[1])
+        return None if field is None else (field, frozenset(values))
+
+    # ------------------------------------------------------------ deferred starts
+
+    def _can_defer(self, r) -> bool:
+        """Whether rule 1 may start `r`'s runs deferred (_DeferSet): its first step
+        takes exactly one event (so a new run is at its minimum and maximum),
+        the index alone proves the first step, and `next` leads to an event step
+        with min >= 1 with no `not` between: by rule 2 the run then lives until
+        the key's next event, which either satisfies step 2 or kills it."""
+        st = r.steps
+        if len(st) < 2 or self.max_runs_per_key < 1 or r.start_where is not None:
+            return False
+        s0, s1 = st[0], st[1]
+        return (s0.kind == _EVENT and s0.min == 1 and s0.max == 1 and s0.next_kills and not s0.wait_guards
+                and not s0.final and s0.window < 0 and s1.kind == _EVENT and s1.min >= 1 and not s1.pre_guards)
+
+    def _dset(self, rules) -> _DeferSet:
+        rules = tuple(sorted(set(rules), key=lambda r: r.index))
+        idx = frozenset(r.index for r in rules)
+        ds = self._dsets.get(idx)
+        if ds is None:
+            ds = self._dsets[idx] = _DeferSet(rules)
+        return ds
+
+    def _split_live(self, ds, lst):
+        """The rules of `ds` that already have a state for the key start their run
+        the ordinary way (rules 7 and 8 read that state): (what stays
+        deferred or None, those rules in rule order)."""
+        idx = ds.idx
+        rules = self.program.rules
+        now = tuple(rules[ks.rule] for ks in _each(lst) if ks.rule in idx)
+        if not now:
+            return ds, ()
+        rest = idx.difference(r.index for r in now)
+        return (self._dset(rules[i] for i in rest) if rest else None), now
+
+    def _resolve(self, pe, ts, ev, etype):
+        """`ev` is the key's next event after the deferred runs of `pe`: the rules
+        whose second step it may satisfy (by the second steps' index) become
+        real runs, which the caller steps like any other; every other run dies:
+        of rule 6 if `ev` is more than its within after the start, else of
+        `next` (rule 2, third bullet)."""
+        ds = pe.dset
+        gap = ts - pe.ts
+        ws = ds.ws
+        j = bisect.bisect_left(ws, gap) if ws else 0
+        try:
+            plan = ds.step1.get(etype)
+        except TypeError:  # an unhashable type value
+            plan = None
+        if plan is None:
+            plan = self._step1(ds, etype)
+        cands, name, table = plan
+        if name is not None:
+            v = ev.get(name)
+            if v.__class__ is str:
+                more = table.get(v)
+                if more is not None:
+                    cands = _union(cands, more) if cands else more
+        alive = ()
+        if cands:
+            made = []
+            for r in cands:
+                w = r.within_ms
+                if w is None or gap <= w:
+                    self._materialise(r, pe)
+                    made.append(r.index)
+            alive = tuple(made)
+        d = ds.deaths
+        key = (alive, j)
+        d[key] = d.get(key, 0) + 1
+
+    def _step1(self, ds, etype):
+        """The index of the second steps of a deferred set for one event type:
+        (rules any event of the type may satisfy, field, {value: rules})."""
+        hashable = etype.__class__ is str or etype is None
+        always, name, table = [], None, {}
+        for r in ds.rules:
+            m = r.steps[1].matcher
+            if m.types is not None and not (hashable and etype in m.types):
+                continue  # cannot satisfy step 2: dies
+            where = r.steps[1].source.matcher.where
+            c = start_constant(where) if where is not None else None
+            if c is not None and len(c[0]) == 1 and (name is None or c[0][0] == name):
+                name = c[0][0]
+                for v in c[1]:
+                    table.setdefault(v, []).append(r)
+            else:
+                always.append(r)
+        plan = (tuple(always), name if table else None, {v: tuple(rs) for v, rs in table.items()})
+        if hashable and len(ds.step1) < 10_000:
+            ds.step1[etype] = plan
+        return plan
+
+    def _materialise(self, r, pe):
+        """One deferred run of `pe` as a real run, exactly as rule 1 would have
+        made it (its start is already counted); the rule has no state for
+        the key (`_split_live`), and no event of the key came since."""
+        ks = self._new_state(r, pe.k, pe.hk)
+        caps = list(r.caps_template) if r.n_slots else ()
+        s0 = r.steps[0]
+        if s0.slot >= 0:
+            pj = s0.project
+            x = pe.ev if pj is None else pj(pe.ev)
+            caps[s0.slot] = [x] if s0.is_list else x
+        ks.runs.append(Run(0, 1, pe.ts, pe.ts, None, caps))
+        within = r.within_ms
+        if within is not None:
+            ks.wsched = pe.ts + within
+            wp = self._wpend
+            wp.append(ks)
+            if len(wp) > self._nstates + (self._nstates >> 2) + self.COMPACT_SLACK:
+                self._flush_within()
+
+    def _materialise_all(self):
+        self._expire_pending()
+        for pend in self._pend:
+            for pe in pend.values():
+                for r in pe.dset.rules:
+                    self._materialise(r, pe)
+            pend.clear()
+
+    def _expire_pending(self):
+        """Rule 6 for deferred runs, applied whenever they are read: a pending run
+        whose within the last watermark has passed has died (an event of its
+        key would have found it dead of `within` too, since events come at or
+        after the watermark)."""
+        wm = self._wm
+        if wm is None:
+            return
+        for pend in self._pend:
+            gone = []
+            for hk, pe in pend.items():
+                ds = pe.dset
+                if ds.minw is None or wm - pe.ts <= ds.minw:
+                    continue
+                j = bisect.bisect_left(ds.ws, wm - pe.ts)
+                keep = ds.shrunk.get(j)
+                if keep is None:
+                    rest = [r for r in ds.rules if ds.rank[r.index] >= j]
+                    keep = ds.shrunk[j] = self._dset(rest) if rest else False
+                key = (keep.idx if keep else (), j)
+                ds.deaths[key] = ds.deaths.get(key, 0) + 1
+                if keep:
+                    pe.dset = keep
+                else:
+                    gone.append(hk)
+            for hk in gone:
+                del pend[hk]
+
+    def _fold(self):
+        """Move the deferred sets' counts into the rules' statistics."""
+        rstats = self._rstats
+        for ds in self._dsets.values():
+            if ds.started:
+                for r in ds.rules:
+                    rstats[r.index].runs_started += ds.started
+                ds.started = 0
+            if ds.deaths:
+                rank = ds.rank
+                for (alive, j), n in ds.deaths.items():
+                    for r in ds.rules:
+                        ri = r.index
+                        if ri not in alive:
+                            rstats[ri].died["within" if rank[ri] < j else "next"] += n
+                ds.deaths.clear()
 
     # ------------------------------------------------------------ events
 
@@ -456,6 +813,9 @@ class Matcher:
         ks = KeyState(r.index, k, hk)
         self._nstates += 1
         self._index_state(self._gk[r.group], hk, ks)
+        if self._deferrable[r.index]:
+            dl = self._dlive[r.group]
+            dl[hk] = dl.get(hk, 0) + 1
         return ks
 
     @staticmethod
@@ -465,10 +825,10 @@ class Matcher:
             gk[hk] = ks
         elif cur.__class__ is KeyState:
             gk[hk] = [cur, ks] if cur.rule < ks.rule else [ks, cur]
-        else:
+        elif cur[-1].rule < ks.rule:
             cur.append(ks)
-            if cur[-2].rule > ks.rule:
-                cur.sort(key=lambda x: x.rule)
+        else:
+            bisect.insort(cur, ks, key=_rule_of)
 
     def _make_stepper(self, r, s):
         """§3 rules 2-4 for a run at step `s`, specialised at start-up on the
@@ -807,13 +1167,22 @@ class Matcher:
     def _maybe_drop(self, ks):
         """A key with no live run keeps only its cooldown stamp."""
         if ks.stamp is None:
-            gk = self._gk[self.program.rules[ks.rule].group]
+            g = self.program.rules[ks.rule].group
+            gk = self._gk[g]
             cur = gk.get(ks.hkey)
             if cur is ks:
                 del gk[ks.hkey]
-                self._nstates -= 1
             elif cur.__class__ is list and ks in cur:
                 cur.remove(ks)
                 if len(cur) == 1:
                     gk[ks.hkey] = cur[0]  # back to the one-state form
-                self._nstates -= 1
+            else:
+                return
+            self._nstates -= 1
+            if self._deferrable[ks.rule]:
+                dl = self._dlive[g]
+                n = dl[ks.hkey] - 1
+                if n:
+                    dl[ks.hkey] = n
+                else:
+                    del dl[ks.hkey]

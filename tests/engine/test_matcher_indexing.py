@@ -116,7 +116,7 @@ def test_heap_compaction_changes_memory_only():
 
 IN_RULES = """
 let pages = ["/a", "/b"]
-rule lit match A where page in ["/a", "/b", "/a"] as a next B emit { p: a.page }
+rule lit match A where page in ["/a", "/b", "/a"] as a then B emit { p: a.page }
 rule conj match A where n > 0 and ctx.page in ["/b", "/c"] then B within 5s
 rule viaLet match 2 A where page in pages then idle 3s
 rule mixed match A where page in ["/a", 1] then B
