@@ -432,6 +432,24 @@ class _Compiler:
                 v = ev.get(name)
                 return v.__class__ is str and v.endswith(lit)
             return field_endswith
+        if op == "in" and isinstance(e.right, ast.ListExpr) and e.right.items \
+                and all(isinstance(i, ast.Literal) and type(i.value) is str for i in e.right.items):
+            # fast path (hot in rules like `page in ["/a", "/b"]`): `_in` is true
+            # exactly for a str equal to an element (like types only), else false
+            strs = frozenset(i.value for i in e.right.items)
+            if self._plain_field(e.left):
+                name = e.left.path[0]
+
+                def field_in_strs(ev, caps, start, now, key):
+                    v = ev.get(name)
+                    return v.__class__ is str and v in strs
+                return field_in_strs
+            lf = self.expr(e.left)
+
+            def in_strs(ev, caps, start, now, key):
+                v = lf(ev, caps, start, now, key)
+                return v.__class__ is str and v in strs
+            return in_strs
         lf, rf = self.expr(e.left), self.expr(e.right)
         fn = _BINARY.get(op)
         if fn is None:

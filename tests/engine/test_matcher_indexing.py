@@ -16,9 +16,13 @@ from cep.engine.matcher import Matcher  # noqa: E402
 
 
 def _visits(m: Matcher) -> list[str]:
+    """Spy on the rules an event visits: `_on_rule_event`, and the specialised
+    rule 1 for keys without state (`_fresh`)."""
     seen: list[str] = []
     orig = m._on_rule_event
     m._on_rule_event = lambda r, *args: (seen.append(r.name), orig(r, *args))
+    m._fresh = [None if f is None else (lambda *a, f=f, name=r.name: (seen.append(name), f(*a)))
+                for r, f in zip(m.program.rules, m._fresh)]
     return seen
 
 
