@@ -105,14 +105,8 @@ def cmd_memory(args) -> dict:
     seconds = time.perf_counter() - t0
     gc.collect()
     after = rss_bytes()
-    # The Matcher has no public count of its keys; its per-rule state dicts
-    # (hashable key -> KeyState) are read here, for the benchmark only.
-    states = getattr(matcher, "_states", None)
-    if states is None:
-        raise SystemExit("cep.engine.matcher.Matcher no longer has _states: update bench/measure.py")
-    live_states = sum(len(d) for d in states)
-    live_keys = len({hk for d in states for hk in d})
-    live_runs = matcher.live_runs
+    census = matcher.census()  # live keys, (rule, key) states and runs, deferred starts included
+    live_keys, live_states, live_runs = census["live_keys"], census["live_states"], census["live_runs"]
     grown = after - before
     return {"events": n, "matches": matches, "seconds": seconds, "eps": n / seconds if seconds else None,
             "rss_before": before, "rss_after": after, "rss_grown": grown,
