@@ -12,31 +12,18 @@ Profiles (tests/conftest.py): HYPOTHESIS_PROFILE=dev|ci|heavy.
 
 from __future__ import annotations
 
-import math
 
 import orjson
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 from reference import run_reference
 from strategies import deferred_rules, load_rules_text, rules, timelines
+from support import json_close as close
 
 from cep.compile import compile_ruleset
 from cep.engine import Engine, StreamSettings
 
 LATENESS_MS = (0, 0, 5_000, 10_000, 20_000)
-
-
-def close(a, b) -> bool:
-    """JSON equality, numbers within 1e-9 (bools only equal to bools)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 def _match_order(m: dict) -> tuple:

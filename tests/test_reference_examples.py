@@ -5,7 +5,6 @@ checked against the hand-worked timelines of examples/README.md."""
 from __future__ import annotations
 
 import csv
-import math
 import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,8 +13,8 @@ import orjson
 import pytest
 from reference import run_reference
 from strategies import load_ruleset_files
+from support import EXAMPLES, json_close as close
 
-EXAMPLES = Path("/work/shared/examples")
 FOLDERS = sorted(p for p in EXAMPLES.iterdir() if p.is_dir())
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -26,20 +25,6 @@ def _duration_ms(text: str) -> int:
     parts = re.findall(r"([0-9]+)(ms|s|m|h|d)", text)
     assert parts, f"not a duration: {text!r}"
     return sum(int(n) * _UNIT_MS[u] for n, u in parts)
-
-
-def close(a, b) -> bool:
-    """JSON equality with numbers within 1e-9 (an int and a float of the same
-    value are close; a bool is only ever equal to the same bool)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 def _csv_events(path: Path, ruleset, stream: dict) -> list[dict]:

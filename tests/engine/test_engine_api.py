@@ -5,7 +5,6 @@ example 15 (lateness) and 20 (partitions, read in many interleavings) above all.
 from __future__ import annotations
 
 import csv
-import math
 import random
 import sys
 import tomllib
@@ -17,29 +16,17 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compile"))
 from rules_text import load_rules  # noqa: E402
 
+from support import EXAMPLES, json_close as _close
 from cep.compile import compile_ruleset  # noqa: E402
 from cep.compile.catalog import csv_typer  # noqa: E402
 from cep.config import parse_duration  # noqa: E402
 from cep.engine import DeadLetter, Engine, Match, StreamSettings  # noqa: E402
 
-EXAMPLES = Path("/work/shared/examples")
 T0 = 1_800_000_000_000
 
 
 def _folder(prefix: str) -> Path:
     return next(p for p in EXAMPLES.iterdir() if p.name.startswith(prefix + "-"))
-
-
-def _close(a, b) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 def _config(folder: Path) -> tuple[StreamSettings, str]:

@@ -4,7 +4,6 @@ on_time(max ts) at the end, as the Engine does for a finite input."""
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -14,27 +13,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compile"))
 from rules_text import program  # noqa: E402
 
+from support import EXAMPLES, json_close as _close
 from cep.engine.matcher import Matcher  # noqa: E402
 from cep.engine.model import Match  # noqa: E402
 
-EXAMPLES = Path("/work/shared/examples")
 CASES = [f"{n:02d}" for n in range(1, 19) if n != 15]
 
 
 def _example(prefix: str) -> Path:
     return next(p for p in EXAMPLES.iterdir() if p.name.startswith(prefix + "-"))
-
-
-def _close(a, b) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 def run_example(folder: Path) -> list[dict]:
