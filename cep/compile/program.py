@@ -121,26 +121,14 @@ class KeyGroup:
 
 def _key_getter(fields: tuple[tuple[str, ...], ...]) -> Callable[[dict], object]:
     """event -> key value, or None when a key field is missing or null (§3.1 Keys)."""
-
-    def walk(ev, path):
-        v = ev
-        for p in path:
-            if type(v) is not dict:
-                return None
-            v = v.get(p)
-        return v
-
     if len(fields) == 1:
-        path = fields[0]
-        if len(path) == 1:
-            name = path[0]
-            return lambda ev: ev.get(name)
-        return lambda ev: walk(ev, path)
+        return field_getter(fields[0])
+    getters = tuple(field_getter(path) for path in fields)
 
     def multi(ev):
         out = []
-        for path in fields:
-            v = walk(ev, path)
+        for get in getters:
+            v = get(ev)
             if v is None:
                 return None
             out.append(v)

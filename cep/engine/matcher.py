@@ -180,6 +180,22 @@ class _Plan:
         self.dtable = dtable
 
 
+def _compact_trusted(heap: list, attr: str) -> None:
+    """Keep the entries (time, seq, KeyState) that their state trusts (its
+    `attr` is that time) and that still have runs; a state whose trusted
+    entry goes forgets it (`attr` back to None), as popping it would."""
+    keep = []
+    for ent in heap:
+        ks = ent[2]
+        if getattr(ks, attr) == ent[0]:
+            if ks.runs:
+                keep.append(ent)
+            else:
+                setattr(ks, attr, None)
+    heap[:] = keep  # in place: a loop popping this heap may be running
+    heapq.heapify(heap)
+
+
 def _rule_of(ks):
     return ks.rule
 
@@ -1212,26 +1228,8 @@ class Matcher:
         `wsched` back to None), exactly as popping it would; so only memory
         changes, never what resolves when."""
         rules = self.program.rules
-        keep = []
-        for ent in self._dl:
-            ks = ent[2]
-            if ks.sched == ent[0]:
-                if ks.runs:
-                    keep.append(ent)
-                else:
-                    ks.sched = None
-        self._dl[:] = keep  # in place: a loop popping this heap may be running
-        heapq.heapify(self._dl)
-        keep = []
-        for ent in self._wx:
-            ks = ent[2]
-            if ks.wsched == ent[0]:
-                if ks.runs:
-                    keep.append(ent)
-                else:
-                    ks.wsched = None
-        self._wx[:] = keep  # in place: a loop popping this heap may be running
-        heapq.heapify(self._wx)
+        _compact_trusted(self._dl, "sched")
+        _compact_trusted(self._wx, "wsched")
         keep = [ent for ent in self._cx
                 if ent[2].stamp is not None and ent[2].stamp + rules[ent[2].rule].cooldown_ms == ent[0]]
         self._cx[:] = keep  # in place: a loop popping this heap may be running
