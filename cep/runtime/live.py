@@ -103,6 +103,9 @@ class LiveSpec:
 # ---------------------------------------------------------------- source
 
 
+GAUGE_EVERY_MS = 1000  # how often a shard recounts its live runs for cep_live_runs
+
+
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -320,6 +323,7 @@ class LiveShardLogic(StatefulBatchLogic):
             self._matcher = env.restore_matcher(matcher)
         self._names = names
         self._groups = max(len(env.groups), 1)
+        self._gauge_at = 0  # wall ms of the last cep_live_runs update
 
     def on_batch(self, values: list) -> tuple[list, bool]:
         timeline = self._timeline
@@ -345,7 +349,11 @@ class LiveShardLogic(StatefulBatchLogic):
             # every partition ended (files, stdin): §3 rule 9, as replay
             metrics.set_live_runs(id(self), 0)
             return out + [("stats", self._rule_stats())], StatefulBatchLogic.DISCARD
-        metrics.set_live_runs(id(self), self._matcher.live_runs)
+        now = _wall_ms()
+        if now - self._gauge_at >= GAUGE_EVERY_MS:
+            # counting walks every live state: at most once a second, not per batch
+            self._gauge_at = now
+            metrics.set_live_runs(id(self), self._matcher.live_runs)
         return out, StatefulBatchLogic.RETAIN
 
     def _late(self, ts: int, part: int, offset: int, event: dict) -> DeadLetter:
