@@ -180,6 +180,18 @@ class _Plan:
         self.dtable = dtable
 
 
+def _first_run(r, ts, ev) -> Run:
+    """Rule 1: the run `ev` starts, its first step having taken `ev`."""
+    # a rule without captures shares one empty tuple: nothing writes it
+    caps = list(r.caps_template) if r.n_slots else ()
+    s0 = r.steps[0]
+    if s0.slot >= 0:
+        pj = s0.project  # a projected capture keeps only the fields the rule reads
+        x = ev if pj is None else pj(ev)
+        caps[s0.slot] = [x] if s0.is_list else x
+    return Run(0, 1, ts, ts, None, caps)
+
+
 def _compact_trusted(heap: list, attr: str) -> None:
     """Keep the entries (time, seq, KeyState) that their state trusts (its
     `attr` is that time) and that still have runs; a state whose trusted
@@ -695,20 +707,18 @@ class Matcher:
         made it (its start is already counted); the rule has no state for
         the key (`_split_live`), and no event of the key came since."""
         ks = self._new_state(r, pe.k, pe.hk)
-        caps = list(r.caps_template) if r.n_slots else ()
-        s0 = r.steps[0]
-        if s0.slot >= 0:
-            pj = s0.project
-            x = pe.ev if pj is None else pj(pe.ev)
-            caps[s0.slot] = [x] if s0.is_list else x
-        ks.runs.append(Run(0, 1, pe.ts, pe.ts, None, caps))
-        within = r.within_ms
-        if within is not None:
-            ks.wsched = pe.ts + within
-            wp = self._wpend
-            wp.append(ks)
-            if len(wp) > self._nstates + (self._nstates >> 2) + self.COMPACT_SLACK:
-                self._flush_within()
+        ks.runs.append(_first_run(r, pe.ts, pe.ev))
+        if r.within_ms is not None:
+            self._await_within(ks, pe.ts + r.within_ms)
+
+    def _await_within(self, ks, expiry):
+        """Rule 6: `ks` (no within expiry scheduled) expires at `expiry` if it
+        still has runs when time next moves (`_wpend`)."""
+        ks.wsched = expiry
+        wp = self._wpend
+        wp.append(ks)
+        if len(wp) > self._nstates + (self._nstates >> 2) + self.COMPACT_SLACK:
+            self._flush_within()
 
     def _materialise_all(self):
         self._expire_pending()
@@ -818,16 +828,7 @@ class Matcher:
                 if len(ks.runs) + (done is not None) + discarded >= self.max_runs_per_key:
                     rs.died["cap"] += 1
                 else:
-                    # a rule without captures shares one empty tuple: nothing writes it
-                    caps = list(r.caps_template) if r.n_slots else ()
-                    if s0.slot >= 0:
-                        pj = s0.project  # a projected capture keeps only the fields the rule reads
-                        x = ev if pj is None else pj(ev)
-                        if s0.is_list:
-                            caps[s0.slot] = [x]
-                        else:
-                            caps[s0.slot] = x
-                    run = Run(0, 1, ts, ts, None, caps)
+                    run = _first_run(r, ts, ev)
                     res = self._settle(r, ks, run, s0)
                     if res is _DONE:
                         if done is None:
@@ -837,11 +838,7 @@ class Matcher:
                     else:
                         ks.runs.append(run)
                         if within is not None and ks.wsched is None:
-                            ks.wsched = ks.runs[0].start + within
-                            wp = self._wpend
-                            wp.append(ks)
-                            if len(wp) > self._nstates + (self._nstates >> 2) + self.COMPACT_SLACK:
-                                self._flush_within()
+                            self._await_within(ks, ks.runs[0].start + within)
         if ks is None:
             return
         if done is not None:
@@ -893,6 +890,7 @@ class Matcher:
         dlive = self._dlive[r.group] if self._deferrable[ri] else None
         index_state = self._index_state
 
+        # `_first_run` and `_await_within` inlined: this is the hot path of rule 1
         def fresh(k, hk, ts, ev):
             if where0 is not None and not where0(ev, tmpl, ts, ts, k):
                 return
