@@ -108,7 +108,7 @@ class _DeferSet:
     the index says e1 may satisfy become real runs.  Interned: one per set of
     rule indexes (`Matcher._dset`)."""
 
-    __slots__ = ("rules", "idx", "ws", "rank", "minw", "started", "deaths", "step1", "shrunk", "split")
+    __slots__ = ("rules", "idx", "ws", "rank", "minw", "started", "deaths", "shrunk", "split")
 
     def __init__(self, rules):
         self.rules = rules  # tuple of CompiledRule, in rule order
@@ -124,7 +124,6 @@ class _DeferSet:
         # other rule's run died (`within` if its rank < j, else `next`)
         self.started = 0
         self.deaths: dict = {}
-        self.step1: dict = {}  # event type -> the second steps' index (`Matcher._step1`)
         self.shrunk: dict = {}  # j -> the set left when rule 6 kills the ranks < j
         self.split: dict = {}  # rules with a live state -> `Matcher._split_live`'s answer
 
@@ -251,7 +250,9 @@ class Matcher:
         # interned sets, per group the pending runs by hkey, and the last
         # watermark (rule 6 for pending runs is applied when they are read)
         self._deferrable = [self._can_defer(r) for r in program.rules]
-        # per deferrable rule: its second step's (field path, constants) (`_step1`)
+        # per deferrable rule: its second step's (field path, constants); per
+        # event type, the index of every deferrable rule's second step (`_step1`)
+        self._step1s: dict = {}
         self._const1 = [start_constant(r.steps[1].source.matcher.where)
                         if d and r.steps[1].source.matcher.where is not None else None
                         for r, d in zip(program.rules, self._deferrable)]
@@ -265,9 +266,19 @@ class Matcher:
         self._plans0: dict = {}  # type -> tuple of _Plan, for group None
         # per rule, per step: the specialised §3 rules 2-4 for a run at that step
         self._steppers = [tuple(self._make_stepper(r, st) for st in r.steps) for r in program.rules]
+        # parked first runs (`_make_park`): per rule, hkey -> (start, event) of
+        # the one run the key has, not yet made real; per distinct within, a
+        # FIFO of (start + within, rule index, hkey, start) (starts come in
+        # time order, so each queue is sorted)
+        self._parkable = [self._can_park(r) for r in program.rules]
+        self._parked: list[dict | None] = [{} if p else None for p in self._parkable]
+        pqs: dict = {}
+        self._pq = [pqs.setdefault(r.within_ms, collections.deque()) if p and r.within_ms is not None else None
+                    for r, p in zip(program.rules, self._parkable)]
+        self._pqs = tuple(pqs.values())
         # per rule: rule 1 for a key without state, when starting cannot
-        # complete or open a window (`_make_fresh`), else None
-        self._fresh = [self._make_fresh(r) for r in program.rules]
+        # complete or open a window (`_make_park`, `_make_fresh`), else None
+        self._fresh = self._make_starters()
         self._tf = type_field if "." not in type_field else None  # read inline when not dotted
 
     # ------------------------------------------------------------------ API
@@ -283,7 +294,8 @@ class Matcher:
     def live_runs(self) -> int:
         self._expire_pending()
         return (sum(len(ks.runs) for d in self._gk for lst in d.values() for ks in _each(lst))
-                + sum(len(pe.dset.rules) for pend in self._pend for pe in pend.values()))
+                + sum(len(pe.dset.rules) for pend in self._pend for pe in pend.values())
+                + sum(len(pr) for pr in self._parked if pr))
 
     def census(self) -> dict:
         """Live keys, (rule, key) states and runs, deferred ones included, for
@@ -302,6 +314,11 @@ class Matcher:
             for pe in pend.values():
                 states += len(pe.dset.rules)
                 runs += len(pe.dset.rules)
+        for pr in self._parked:
+            if pr:
+                keys.update(pr)
+                states += len(pr)
+                runs += len(pr)
         return {"live_keys": len(keys), "live_states": states, "live_runs": runs}
 
     @property
@@ -393,10 +410,12 @@ class Matcher:
                 fresh = self._fresh
                 for r in starters:
                     f = fresh[r.index]
-                    if f is not None:
-                        f(k, hk, ts, event)
-                    else:
+                    if f is None:
                         self._on_rule_event(r, None, k, hk, ts, event, etype, out, True)
+                    else:
+                        ks = f(k, hk, ts, event)
+                        if ks is not None:  # a parked run made real: step it
+                            self._on_rule_event(r, ks, k, hk, ts, event, etype, out, True)
                 continue
             aff = pl.aff
             an = pl.aname
@@ -433,10 +452,12 @@ class Matcher:
                     i += 1
                 else:
                     f = self._fresh[ri]
-                    if f is not None:
-                        f(k, hk, ts, event)
-                    else:
+                    if f is None:
                         self._on_rule_event(r, None, k, hk, ts, event, etype, out, True)
+                    else:
+                        ks = f(k, hk, ts, event)
+                        if ks is not None:  # a parked run made real: step it
+                            self._on_rule_event(r, ks, k, hk, ts, event, etype, out, True)
             while i < n:
                 ks = live[i]
                 a = aff[ks.rule]
@@ -460,6 +481,8 @@ class Matcher:
             self._advance(wm, out)
         if self._wpend:
             self._flush_within()
+        if self._pqs:
+            self._expire_parked(wm)
         wx = self._wx
         rules = self.program.rules
         while wx and wx[0][0] < wm:
@@ -505,7 +528,7 @@ class Matcher:
         for r in program.rules:
             stats.rule(r.name)
         m._rstats = [stats.rules[r.name] for r in program.rules]
-        m._fresh = [m._make_fresh(r) for r in program.rules]  # they hold the rules' RuleStats
+        m._fresh = m._make_starters()  # they hold the rules' RuleStats
         return m
 
     # ------------------------------------------------------------ routing
@@ -656,18 +679,27 @@ class Matcher:
         ws = ds.ws
         j = bisect.bisect_left(ws, gap) if ws else 0
         try:
-            plan = ds.step1.get(etype)
+            plan = self._step1s.get(etype)
         except TypeError:  # an unhashable type value
             plan = None
         if plan is None:
-            plan = self._step1(ds, etype)
-        cands, name, table = plan
+            plan = self._step1(etype)
+        always, always_idx, name, table = plan
+        idx = ds.idx
+        # the candidates: the rules of the set that the index says `ev` may
+        # satisfy, from whichever side is shorter
+        if len(always) <= len(ds.rules):
+            cands = [r for r in always if r.index in idx]
+        else:
+            cands = [r for r in ds.rules if r.index in always_idx]
         if name is not None:
             v = ev.get(name)
             if v.__class__ is str:
                 more = table.get(v)
                 if more is not None:
-                    cands = _union(cands, more) if cands else more
+                    more = [r for r in more if r.index in idx]
+                    if more:
+                        cands = _union(cands, more) if cands else more
         alive = ()
         if cands:
             made = []
@@ -681,12 +713,17 @@ class Matcher:
         key = (alive, j)
         d[key] = d.get(key, 0) + 1
 
-    def _step1(self, ds, etype):
-        """The index of the second steps of a deferred set for one event type:
-        (rules any event of the type may satisfy, field, {value: rules})."""
+    def _step1(self, etype):
+        """The index of the second steps of every deferrable rule for one event
+        type: (rules any event of the type may satisfy, their indexes, field,
+        {value: rules}), in rule order.  One index for all deferred sets:
+        `_resolve` keeps the candidates in its set (the sets are many: every
+        rule with a live state for the key is taken out of one)."""
         hashable = etype.__class__ is str or etype is None
         always, name, table = [], None, {}
-        for r in ds.rules:
+        for r, d in zip(self.program.rules, self._deferrable):
+            if not d:
+                continue
             m = r.steps[1].matcher
             if m.types is not None and not (hashable and etype in m.types):
                 continue  # cannot satisfy step 2: dies
@@ -697,19 +734,27 @@ class Matcher:
                     table.setdefault(v, []).append(r)
             else:
                 always.append(r)
-        plan = (tuple(always), name if table else None, {v: tuple(rs) for v, rs in table.items()})
-        if hashable and len(ds.step1) < 10_000:
-            ds.step1[etype] = plan
+        plan = (tuple(always), frozenset(r.index for r in always), name if table else None,
+                {v: tuple(rs) for v, rs in table.items()})
+        if hashable and len(self._step1s) < 10_000:
+            self._step1s[etype] = plan
         return plan
 
     def _materialise(self, r, pe):
         """One deferred run of `pe` as a real run, exactly as rule 1 would have
         made it (its start is already counted); the rule has no state for
         the key (`_split_live`), and no event of the key came since."""
-        ks = self._new_state(r, pe.k, pe.hk)
-        ks.runs.append(_first_run(r, pe.ts, pe.ev))
+        self._make_real(r, pe.k, pe.hk, pe.ts, pe.ev)
+
+    def _make_real(self, r, k, hk, t0, ev0) -> KeyState:
+        """The state of rule `r` for a key that has none, holding the run that
+        the event `ev0` at `t0` started and that nothing has changed since
+        (a deferred or parked run; its start is already counted)."""
+        ks = self._new_state(r, k, hk)
+        ks.runs.append(_first_run(r, t0, ev0))
         if r.within_ms is not None:
-            self._await_within(ks, pe.ts + r.within_ms)
+            self._await_within(ks, t0 + r.within_ms)
+        return ks
 
     def _await_within(self, ks, expiry):
         """Rule 6: `ks` (no within expiry scheduled) expires at `expiry` if it
@@ -727,6 +772,16 @@ class Matcher:
                 for r in pe.dset.rules:
                     self._materialise(r, pe)
             pend.clear()
+        rules = self.program.rules
+        for ri, pr in enumerate(self._parked):
+            if pr:
+                r = rules[ri]
+                key_of = self.program.key_getters[r.group]
+                for hk, (t0, ev0) in pr.items():
+                    self._make_real(r, key_of(ev0), hk, t0, ev0)
+                pr.clear()
+        for q in self._pqs:
+            q.clear()
 
     def _expire_pending(self):
         """Rule 6 for deferred runs, applied whenever they are read: a pending run
@@ -869,6 +924,77 @@ class Matcher:
             cur.append(ks)
         else:
             bisect.insort(cur, ks, key=_rule_of)
+
+    # ------------------------------------------------------------ parked first runs
+
+    def _can_park(self, r) -> bool:
+        """Whether rule 1 may *park* `r`'s runs (`_make_park`): its first step
+        needs at least two events and the index alone proves it.  A run that
+        has taken one event is then below the step's minimum, so by rules 2-4
+        only an event satisfying the first step (one that would also start a
+        run: the index's starters) or rule 6 can change it: no look ahead, no
+        `not`, no `next`, no window (§3.1)."""
+        s0 = r.steps[0]
+        return (self.max_runs_per_key >= 1 and s0.kind == _EVENT and s0.min >= 2 and r.start_where is None)
+
+    def _make_starters(self):
+        return [self._make_park(r) if self._parkable[r.index] else self._make_fresh(r) for r in self.program.rules]
+
+    def _make_park(self, r):
+        """Rule 1 for a key without state for a parkable rule (`_can_park`).  Most
+        such runs never see a second event of their first step (a product
+        page viewed once) and die of `within`; so the first run of a key is
+        kept as (start, event) in `_parked`, with no KeyState, no Run, and no
+        visit by the key's other events, and is made real only when another
+        event satisfies the first step: then the caller steps it like any
+        live state (it takes the event; rule 1 starts the next run).  Returns
+        that state, or None."""
+        ri = r.index
+        rs = self._rstats[ri]
+        within = r.within_ms
+        pr = self._parked[ri]
+        q = self._pq[ri]
+        make_real = self._make_real
+
+        def park(k, hk, ts, ev):
+            got = pr.get(hk)
+            if got is not None:
+                del pr[hk]
+                if within is None or got[0] >= ts - within:
+                    return make_real(r, k, hk, got[0], got[1])
+                rs.died["within"] += 1  # rule 6; this event starts the next run
+            pr[hk] = (ts, ev)
+            rs.runs_started += 1
+            if q is not None:
+                q.append((ts + within, ri, hk, ts))
+            return None
+
+        return park
+
+    def _expire_parked(self, wm):
+        """Rule 6 for parked runs: every one with wm - start > within dies.  An
+        entry whose run was made real (or replaced) since is passed over: the
+        parked run's start tells them apart (a replacement with the same
+        start expires at the same time)."""
+        parked = self._parked
+        rstats = self._rstats
+        n = 0
+        for q in self._pqs:
+            while q and q[0][0] < wm:
+                _, ri, hk, t0 = q.popleft()
+                pr = parked[ri]
+                got = pr.get(hk)
+                if got is not None and got[0] == t0:
+                    del pr[hk]
+                    rstats[ri].died["within"] += 1
+            n += len(q)
+        # entries of runs made real before their expiry wait for it; when they
+        # outnumber the parked runs, drop them so memory follows the live runs
+        if n > self.COMPACT_SLACK and n > 2 * sum(len(pr) for pr in parked if pr):
+            for q in self._pqs:
+                keep = [ent for ent in q if (got := parked[ent[1]].get(ent[2])) is not None and got[0] == ent[3]]
+                q.clear()
+                q.extend(keep)
 
     def _make_fresh(self, r):
         """Rule 1 for a key that has no state for `r`, specialised at start-up:

@@ -20,8 +20,8 @@ def _visits(m: Matcher) -> list[str]:
     rule 1 for keys without state (`_fresh`)."""
     seen: list[str] = []
     orig = m._on_rule_event
-    m._on_rule_event = lambda r, *args: (seen.append(r.name), orig(r, *args))
-    m._fresh = [None if f is None else (lambda *a, f=f, name=r.name: (seen.append(name), f(*a)))
+    m._on_rule_event = lambda r, *args: (seen.append(r.name), orig(r, *args))[1]
+    m._fresh = [None if f is None else (lambda *a, f=f, name=r.name: (seen.append(name), f(*a))[1])
                 for r, f in zip(m.program.rules, m._fresh)]
     return seen
 
