@@ -820,12 +820,22 @@ class Matcher:
                     rstats[r.index].runs_started += ds.started
                 ds.started = 0
             if ds.deaths:
-                rank = ds.rank
+                # per j: how many times every rule's run died, less the times
+                # a rule was among the survivors (a few of ~170 rules)
+                total: dict = {}
+                spared: dict = {}
                 for (alive, j), n in ds.deaths.items():
-                    for r in ds.rules:
-                        ri = r.index
-                        if ri not in alive:
-                            rstats[ri].died["within" if rank[ri] < j else "next"] += n
+                    total[j] = total.get(j, 0) + n
+                    for ri in alive:
+                        spared[ri, j] = spared.get((ri, j), 0) + n
+                rank = ds.rank
+                for r in ds.rules:
+                    ri = r.index
+                    died = rstats[ri].died
+                    for j, n in total.items():
+                        n -= spared.get((ri, j), 0)
+                        if n:
+                            died["within" if rank[ri] < j else "next"] += n
                 ds.deaths.clear()
 
     # ------------------------------------------------------------ events
