@@ -108,7 +108,7 @@ class _DeferSet:
     the index says e1 may satisfy become real runs.  Interned: one per set of
     rule indexes (`Matcher._dset`)."""
 
-    __slots__ = ("rules", "idx", "ws", "rank", "minw", "started", "deaths", "shrunk", "split")
+    __slots__ = ("rules", "idx", "ws", "rank", "minw", "started", "deaths", "shrunk", "split", "step1")
 
     def __init__(self, rules):
         self.rules = rules  # tuple of CompiledRule, in rule order
@@ -126,6 +126,7 @@ class _DeferSet:
         self.deaths: dict = {}
         self.shrunk: dict = {}  # j -> the set left when rule 6 kills the ranks < j
         self.split: dict = {}  # rules with a live state -> `Matcher._split_live`'s answer
+        self.step1: dict = {}  # event type -> `Matcher._step1` for this set (`Matcher._set_step1`)
 
 
 class _Pending:
@@ -679,24 +680,18 @@ class Matcher:
         ws = ds.ws
         j = bisect.bisect_left(ws, gap) if ws else 0
         try:
-            plan = self._step1s.get(etype)
+            plan = ds.step1.get(etype)
         except TypeError:  # an unhashable type value
             plan = None
         if plan is None:
-            plan = self._step1(etype)
-        always, always_idx, name, table = plan
-        idx = ds.idx
-        # the candidates: the rules of the set that the index says `ev` may
-        # satisfy, from whichever side is shorter
-        if len(always) <= len(ds.rules):
-            cands = [r for r in always if r.index in idx]
-        else:
-            cands = [r for r in ds.rules if r.index in always_idx]
+            plan = self._set_step1(ds, etype)
+        cands, name, table = plan
         if name is not None:
             v = ev.get(name)
             if v.__class__ is str:
                 more = table.get(v)
                 if more is not None:
+                    idx = ds.idx
                     more = [r for r in more if r.index in idx]
                     if more:
                         cands = _union(cands, more) if cands else more
@@ -712,6 +707,27 @@ class Matcher:
         d = ds.deaths
         key = (alive, j)
         d[key] = d.get(key, 0) + 1
+
+    def _set_step1(self, ds, etype):
+        """`_step1` for the rules of one deferred set: (the rules of the set any
+        event of the type may satisfy, field, {value: rules of every set}),
+        cached in the set."""
+        try:
+            plan = self._step1s.get(etype)
+        except TypeError:  # an unhashable type value
+            plan = None
+        if plan is None:
+            plan = self._step1(etype)
+        always, always_idx, name, table = plan
+        if len(always) <= len(ds.rules):  # filter from the shorter side
+            idx = ds.idx
+            mine = tuple(r for r in always if r.index in idx)
+        else:
+            mine = tuple(r for r in ds.rules if r.index in always_idx)
+        got = (mine, name, table)
+        if (etype.__class__ is str or etype is None) and len(ds.step1) < 1000:
+            ds.step1[etype] = got
+        return got
 
     def _step1(self, etype):
         """The index of the second steps of every deferrable rule for one event
