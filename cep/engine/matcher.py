@@ -182,12 +182,24 @@ class _Plan:
 
 def _first_run(r, ts, ev) -> Run:
     """Rule 1: the run `ev` starts, its first step having taken `ev`."""
+    return _run_of(r, ts, _captured(r, ev))
+
+
+def _captured(r, ev):
+    """What the first step's capture keeps of `ev` (None without a capture)."""
+    s0 = r.steps[0]
+    if s0.slot < 0:
+        return None
+    pj = s0.project  # a projected capture keeps only the fields the rule reads
+    return ev if pj is None else pj(ev)
+
+
+def _run_of(r, ts, x) -> Run:
+    """The run started at `ts` by an event of which its capture keeps `x`."""
     # a rule without captures shares one empty tuple: nothing writes it
     caps = list(r.caps_template) if r.n_slots else ()
     s0 = r.steps[0]
     if s0.slot >= 0:
-        pj = s0.project  # a projected capture keeps only the fields the rule reads
-        x = ev if pj is None else pj(ev)
         caps[s0.slot] = [x] if s0.is_list else x
     return Run(0, 1, ts, ts, None, caps)
 
@@ -267,8 +279,9 @@ class Matcher:
         self._plans0: dict = {}  # type -> tuple of _Plan, for group None
         # per rule, per step: the specialised §3 rules 2-4 for a run at that step
         self._steppers = [tuple(self._make_stepper(r, st) for st in r.steps) for r in program.rules]
-        # parked first runs (`_make_park`): per rule, hkey -> (start, event) of
-        # the one run the key has, not yet made real; per distinct within, a
+        # parked first runs (`_make_park`): per rule, hkey -> (start, what its
+        # capture keeps of its event, key) of the one run the key has, not yet
+        # made real; per distinct within, a
         # FIFO of (start + within, rule index, hkey, start) (starts come in
         # time order, so each queue is sorted)
         self._parkable = [self._can_park(r) for r in program.rules]
@@ -760,14 +773,15 @@ class Matcher:
         """One deferred run of `pe` as a real run, exactly as rule 1 would have
         made it (its start is already counted); the rule has no state for
         the key (`_split_live`), and no event of the key came since."""
-        self._make_real(r, pe.k, pe.hk, pe.ts, pe.ev)
+        self._make_real(r, pe.k, pe.hk, pe.ts, _captured(r, pe.ev))
 
-    def _make_real(self, r, k, hk, t0, ev0) -> KeyState:
+    def _make_real(self, r, k, hk, t0, x) -> KeyState:
         """The state of rule `r` for a key that has none, holding the run that
-        the event `ev0` at `t0` started and that nothing has changed since
-        (a deferred or parked run; its start is already counted)."""
+        an event at `t0` started and that nothing has changed since (a
+        deferred or parked run; its start is already counted); its capture
+        keeps `x` of that event (`_captured`)."""
         ks = self._new_state(r, k, hk)
-        ks.runs.append(_first_run(r, t0, ev0))
+        ks.runs.append(_run_of(r, t0, x))
         if r.within_ms is not None:
             self._await_within(ks, t0 + r.within_ms)
         return ks
@@ -792,9 +806,8 @@ class Matcher:
         for ri, pr in enumerate(self._parked):
             if pr:
                 r = rules[ri]
-                key_of = self.program.key_getters[r.group]
-                for hk, (t0, ev0) in pr.items():
-                    self._make_real(r, key_of(ev0), hk, t0, ev0)
+                for hk, (t0, x, k) in pr.items():
+                    self._make_real(r, k, hk, t0, x)
                 pr.clear()
         for q in self._pqs:
             q.clear()
@@ -970,7 +983,7 @@ class Matcher:
         """Rule 1 for a key without state for a parkable rule (`_can_park`).  Most
         such runs never see a second event of their first step (a product
         page viewed once) and die of `within`; so the first run of a key is
-        kept as (start, event) in `_parked`, with no KeyState, no Run, and no
+        kept as (start, capture, key) in `_parked`, with no KeyState, no Run, and no
         visit by the key's other events, and is made real only when another
         event satisfies the first step: then the caller steps it like any
         live state (it takes the event; rule 1 starts the next run).  Returns
@@ -981,6 +994,8 @@ class Matcher:
         pr = self._parked[ri]
         q = self._pq[ri]
         make_real = self._make_real
+        s0 = r.steps[0]
+        slot, pj = s0.slot, s0.project
 
         def park(k, hk, ts, ev):
             got = pr.get(hk)
@@ -989,7 +1004,9 @@ class Matcher:
                 if within is None or got[0] >= ts - within:
                     return make_real(r, k, hk, got[0], got[1])
                 rs.died["within"] += 1  # rule 6; this event starts the next run
-            pr[hk] = (ts, ev)
+            # what the capture keeps, not the event: a parked run lives for
+            # its window, and most of an event is not read by the rule
+            pr[hk] = (ts, None if slot < 0 else ev if pj is None else pj(ev), k)
             rs.runs_started += 1
             if q is not None:
                 q.append((ts + within, ri, hk, ts))

@@ -1,5 +1,5 @@
 """Parked first runs (`Matcher._make_park`): the first run of a key for a rule
-whose first step needs two or more events is kept as (start, event) until
+whose first step needs two or more events is kept as (start, capture, key) until
 another event satisfies that step.  What that must promise: the same matches,
 statistics and live runs as real runs, no visit by the key's other events,
 and expiry queues that follow the live runs in memory."""
