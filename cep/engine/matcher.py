@@ -285,6 +285,8 @@ class Matcher:
         # FIFO of (start + within, rule index, hkey, start) (starts come in
         # time order, so each queue is sorted)
         self._parkable = [self._can_park(r) for r in program.rules]
+        # per rule: the first step's minimum if parkable, else 0 (`on_event`)
+        self._low = [r.steps[0].min if p else 0 for r, p in zip(program.rules, self._parkable)]
         self._parked: list[dict | None] = [{} if p else None for p in self._parkable]
         pqs: dict = {}
         self._pq = [pqs.setdefault(r.within_ms, collections.deque()) if p and r.within_ms is not None else None
@@ -437,17 +439,26 @@ class Matcher:
             if av.__class__ is not str:
                 av = None  # no constant is carried: only the True entries
             rules = self.program.rules
+            # a visit to a state without runs (kept for its cooldown stamp), or
+            # whose runs are all below a parkable first step's minimum, changes
+            # nothing: such runs react only to starters (`_can_park`), which
+            # are stepped below, and to rule 6, which `on_time` applies
+            low = self._low
             if not starters:
                 if lst.__class__ is KeyState:
                     ks = lst
                     a = aff[ks.rule]
                     if a is True or (a and av in a):
-                        self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
+                        runs = ks.runs
+                        if runs and (runs[0].c >= low[ks.rule] or runs[0].pos):
+                            self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
                 else:
                     for ks in tuple(lst):  # a visit may drop its state from the list
                         a = aff[ks.rule]
                         if a is True or (a and av in a):
-                            self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
+                            runs = ks.runs
+                            if runs and (runs[0].c >= low[ks.rule] or runs[0].pos):
+                                self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
                 continue
             # live states and starters, both in rule order: merge, each rule once
             i = 0
@@ -459,7 +470,9 @@ class Matcher:
                     ks = live[i]
                     a = aff[ks.rule]
                     if a is True or (a and av in a):
-                        self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
+                        runs = ks.runs
+                        if runs and (runs[0].c >= low[ks.rule] or runs[0].pos):
+                            self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
                     i += 1
                 if i < n and live[i].rule == ri:
                     self._on_rule_event(r, live[i], k, hk, ts, event, etype, out, True)
@@ -476,7 +489,9 @@ class Matcher:
                 ks = live[i]
                 a = aff[ks.rule]
                 if a is True or (a and av in a):
-                    self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
+                    runs = ks.runs
+                    if runs and (runs[0].c >= low[ks.rule] or runs[0].pos):
+                        self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
                 i += 1
         if group is None:
             if relevant:
