@@ -108,17 +108,27 @@ class _DeferSet:
     the index says e1 may satisfy become real runs.  Interned: one per set of
     rule indexes (`Matcher._dset`)."""
 
-    __slots__ = ("rules", "idx", "ws", "rank", "minw", "started", "deaths", "shrunk", "split", "step1")
+    __slots__ = ("rules", "idx", "ws", "rank", "minw", "types1", "started", "deaths", "shrunk", "split", "step1")
 
-    def __init__(self, rules):
+    def __init__(self, rules, idx, parent=None):
         self.rules = rules  # tuple of CompiledRule, in rule order
-        self.idx = frozenset(r.index for r in rules)
-        # the distinct finite `within`s, sorted: a gap g kills by rule 6 exactly
-        # the rules whose within is < g, i.e. whose rank is < bisect_left(ws, g)
-        self.ws = sorted({r.within_ms for r in rules if r.within_ms is not None})
-        self.rank = {r.index: (bisect.bisect_left(self.ws, r.within_ms) if r.within_ms is not None
-                               else len(self.ws)) for r in rules}
-        self.minw = self.ws[0] if self.ws else None
+        self.idx = idx  # frozenset of their indexes
+        if parent is not None:
+            # a subset of `parent` (`Matcher._subset`) shares what is computed
+            # over the rules: a superset's answers are right for a subset (the
+            # ranks are of the same `ws`; a smaller `minw` and more `types1`
+            # only let a few more checks through)
+            self.ws, self.rank, self.minw, self.types1 = parent.ws, parent.rank, parent.minw, parent.types1
+        else:
+            # the distinct finite `within`s, sorted: a gap g kills by rule 6 exactly
+            # the rules whose within is < g, i.e. whose rank is < bisect_left(ws, g)
+            self.ws = sorted({r.within_ms for r in rules if r.within_ms is not None})
+            self.rank = {r.index: (bisect.bisect_left(self.ws, r.within_ms) if r.within_ms is not None
+                                   else len(self.ws)) for r in rules}
+            self.minw = self.ws[0] if self.ws else None
+            # the event types a second step can take (None: any)
+            types = [r.steps[1].matcher.types for r in rules]
+            self.types1 = None if any(t is None for t in types) else frozenset().union(*types)
         # statistics not yet folded into the rules' RuleStats (`Matcher._fold`):
         # runs started per rule, and (survivors, j) -> how many times every
         # other rule's run died (`within` if its rank < j, else `next`)
@@ -288,6 +298,7 @@ class Matcher:
         # per rule: the first step's minimum if parkable, else 0 (`on_event`)
         self._low = [r.steps[0].min if p else 0 for r, p in zip(program.rules, self._parkable)]
         self._parked: list[dict | None] = [{} if p else None for p in self._parkable]
+        self._pdicts = tuple(pr for pr in self._parked if pr is not None)
         pqs: dict = {}
         self._pq = [pqs.setdefault(r.within_ms, collections.deque()) if p and r.within_ms is not None else None
                     for r, p in zip(program.rules, self._parkable)]
@@ -672,8 +683,16 @@ class Matcher:
         idx = frozenset(r.index for r in rules)
         ds = self._dsets.get(idx)
         if ds is None:
-            ds = self._dsets[idx] = _DeferSet(rules)
+            ds = self._dsets[idx] = _DeferSet(rules, idx)
         return ds
+
+    def _subset(self, ds, rules) -> _DeferSet:
+        """The interned set of `rules`, a part of `ds` in rule order."""
+        idx = frozenset(r.index for r in rules)
+        got = self._dsets.get(idx)
+        if got is None:
+            got = self._dsets[idx] = _DeferSet(rules, idx, ds)
+        return got
 
     def _split_live(self, ds, lst):
         """The rules of `ds` that already have a state for the key start their run
@@ -690,9 +709,8 @@ class Matcher:
                 return ds, ()
         got = ds.split.get(now)
         if got is None:
-            rules = self.program.rules
-            rest = idx.difference(now)
-            got = ((self._dset(rules[i] for i in rest) if rest else None), tuple(rules[i] for i in now))
+            rest = tuple(r for r in ds.rules if r.index not in now)
+            got = ((self._subset(ds, rest) if rest else None), tuple(self.program.rules[i] for i in now))
             if len(ds.split) < 1000:
                 ds.split[now] = got
         return got
@@ -747,6 +765,9 @@ class Matcher:
         if plan is None:
             plan = self._step1(etype)
         always, always_idx, name, table = plan
+        t1 = ds.types1
+        if t1 is not None and not ((etype.__class__ is str or etype is None) and etype in t1):
+            always, name = (), None  # no second step of the set takes the type: all die
         if len(always) <= len(ds.rules):  # filter from the shorter side
             idx = ds.idx
             mine = tuple(r for r in always if r.index in idx)
@@ -844,8 +865,8 @@ class Matcher:
                 j = bisect.bisect_left(ds.ws, wm - pe.ts)
                 keep = ds.shrunk.get(j)
                 if keep is None:
-                    rest = [r for r in ds.rules if ds.rank[r.index] >= j]
-                    keep = ds.shrunk[j] = self._dset(rest) if rest else False
+                    rest = tuple(r for r in ds.rules if ds.rank[r.index] >= j)
+                    keep = ds.shrunk[j] = self._subset(ds, rest) if rest else False
                 key = (keep.idx if keep else (), j)
                 ds.deaths[key] = ds.deaths.get(key, 0) + 1
                 if keep:
@@ -1035,7 +1056,7 @@ class Matcher:
         parked run's start tells them apart (a replacement with the same
         start expires at the same time)."""
         parked = self._parked
-        rstats = self._rstats
+        dead: dict = {}  # rule index -> parked runs that died here
         n = 0
         for q in self._pqs:
             while q and q[0][0] < wm:
@@ -1044,11 +1065,14 @@ class Matcher:
                 got = pr.get(hk)
                 if got is not None and got[0] == t0:
                     del pr[hk]
-                    rstats[ri].died["within"] += 1
+                    dead[ri] = dead.get(ri, 0) + 1
             n += len(q)
+        rstats = self._rstats
+        for ri, d in dead.items():
+            rstats[ri].died["within"] += d
         # entries of runs made real before their expiry wait for it; when they
         # outnumber the parked runs, drop them so memory follows the live runs
-        if n > self.COMPACT_SLACK and n > 2 * sum(len(pr) for pr in parked if pr):
+        if n > self.COMPACT_SLACK and n > 2 * sum(map(len, self._pdicts)):
             for q in self._pqs:
                 keep = [ent for ent in q if (got := parked[ent[1]].get(ent[2])) is not None and got[0] == ent[3]]
                 q.clear()
