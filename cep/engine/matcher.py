@@ -152,6 +152,27 @@ class _Pending:
         self.dset = dset
 
 
+class _Parking:
+    """Parked first runs (`Matcher._make_park`): per rule whether it parks
+    (`able`) and hkey -> (start, what its capture keeps of its event, key) of
+    the one run a key has, not yet made real (`parked`, None for a rule that
+    does not park; `dicts`, those that do); per distinct within a FIFO of
+    (start + within, rule index, hkey, start) (`queues`; `queue`, per rule):
+    starts come in time order, so each queue is sorted.  One attribute of
+    the Matcher, not five: see `Matcher.__init__`."""
+
+    __slots__ = ("able", "parked", "dicts", "queue", "queues")
+
+    def __init__(self, rules, able):
+        self.able = able
+        self.parked: list[dict | None] = [{} if p else None for p in able]
+        self.dicts = tuple(pr for pr in self.parked if pr is not None)
+        qs: dict = {}
+        self.queue = [qs.setdefault(r.within_ms, collections.deque()) if p and r.within_ms is not None else None
+                      for r, p in zip(rules, able)]
+        self.queues = tuple(qs.values())
+
+
 class _Plan:
     """What an event of one type does to one key group: which of its rules it
     can affect (`aff`, indexed by rule), which it may start (`always`: every
@@ -168,8 +189,9 @@ class _Plan:
         self.kname = key_fields[0][0] if len(key_fields) == 1 and len(key_fields[0]) == 1 else None
         self.active = active  # hkey -> KeyState, or [KeyState, ...] in rule order (Matcher._gk)
         # per rule: True (every event of the type may affect its runs), False,
-        # or the frozenset of str values the field `aname` must carry for the
-        # event to satisfy any of the rule's matchers (else it is a no-op)
+        # the frozenset of str values the field `aname` must carry for the
+        # event to satisfy any of the rule's matchers (else it is a no-op), or
+        # for a parkable rule the first step's minimum (`_awake`)
         self.aff = aff
         self.aname = aname
         self.always = always  # tuple of CompiledRule, in rule order
@@ -230,6 +252,15 @@ def _compact_trusted(heap: list, attr: str) -> None:
     heapq.heapify(heap)
 
 
+def _awake(ks, low: int) -> bool:
+    """Whether a visit to `ks` can change it, for a parkable rule whose first
+    step needs `low` events: no when it has no runs (a cooldown stamp only)
+    or its runs are all at that step below `low` (the first, the oldest, has
+    taken the most)."""
+    runs = ks.runs
+    return bool(runs) and (runs[0].c >= low or runs[0].pos != 0)
+
+
 def _rule_of(ks):
     return ks.rule
 
@@ -246,6 +277,14 @@ class Matcher:
     # (states dropped before their within / deadline / cooldown time) cannot
     # pile up in memory
     COMPACT_SLACK = 256
+
+    # CPython 3.11 keeps an object's attributes inline, with specialised fast
+    # loads, only while its class's shared key table holds fewer than 30 names
+    # (SHARED_KEYS_MAX_SIZE): at 30, every `self.x` of the hot path got slower
+    # (P3 through the engine: -6%, measured).  So cold state is grouped into
+    # one attribute (`_Parking`) instead of adding attributes; the count is
+    # held by tests/engine/test_matcher_layout.py.
+    MAX_ATTRIBUTES = 27
 
     def __init__(self, program: Program, max_runs_per_key: int = 1000, type_field: str = "type"):
         self.program = program
@@ -289,20 +328,7 @@ class Matcher:
         self._plans0: dict = {}  # type -> tuple of _Plan, for group None
         # per rule, per step: the specialised §3 rules 2-4 for a run at that step
         self._steppers = [tuple(self._make_stepper(r, st) for st in r.steps) for r in program.rules]
-        # parked first runs (`_make_park`): per rule, hkey -> (start, what its
-        # capture keeps of its event, key) of the one run the key has, not yet
-        # made real; per distinct within, a
-        # FIFO of (start + within, rule index, hkey, start) (starts come in
-        # time order, so each queue is sorted)
-        self._parkable = [self._can_park(r) for r in program.rules]
-        # per rule: the first step's minimum if parkable, else 0 (`on_event`)
-        self._low = [r.steps[0].min if p else 0 for r, p in zip(program.rules, self._parkable)]
-        self._parked: list[dict | None] = [{} if p else None for p in self._parkable]
-        self._pdicts = tuple(pr for pr in self._parked if pr is not None)
-        pqs: dict = {}
-        self._pq = [pqs.setdefault(r.within_ms, collections.deque()) if p and r.within_ms is not None else None
-                    for r, p in zip(program.rules, self._parkable)]
-        self._pqs = tuple(pqs.values())
+        self._park = _Parking(program.rules, [self._can_park(r) for r in program.rules])
         # per rule: rule 1 for a key without state, when starting cannot
         # complete or open a window (`_make_park`, `_make_fresh`), else None
         self._fresh = self._make_starters()
@@ -322,7 +348,7 @@ class Matcher:
         self._expire_pending()
         return (sum(len(ks.runs) for d in self._gk for lst in d.values() for ks in _each(lst))
                 + sum(len(pe.dset.rules) for pend in self._pend for pe in pend.values())
-                + sum(len(pr) for pr in self._parked if pr))
+                + sum(len(pr) for pr in self._park.parked if pr))
 
     def census(self) -> dict:
         """Live keys, (rule, key) states and runs, deferred ones included, for
@@ -341,7 +367,7 @@ class Matcher:
             for pe in pend.values():
                 states += len(pe.dset.rules)
                 runs += len(pe.dset.rules)
-        for pr in self._parked:
+        for pr in self._park.parked:
             if pr:
                 keys.update(pr)
                 states += len(pr)
@@ -450,26 +476,17 @@ class Matcher:
             if av.__class__ is not str:
                 av = None  # no constant is carried: only the True entries
             rules = self.program.rules
-            # a visit to a state without runs (kept for its cooldown stamp), or
-            # whose runs are all below a parkable first step's minimum, changes
-            # nothing: such runs react only to starters (`_can_park`), which
-            # are stepped below, and to rule 6, which `on_time` applies
-            low = self._low
             if not starters:
                 if lst.__class__ is KeyState:
                     ks = lst
                     a = aff[ks.rule]
-                    if a is True or (a and av in a):
-                        runs = ks.runs
-                        if runs and (runs[0].c >= low[ks.rule] or runs[0].pos):
-                            self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
+                    if a is True or (a and (av in a if a.__class__ is frozenset else _awake(ks, a))):
+                        self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
                 else:
                     for ks in tuple(lst):  # a visit may drop its state from the list
                         a = aff[ks.rule]
-                        if a is True or (a and av in a):
-                            runs = ks.runs
-                            if runs and (runs[0].c >= low[ks.rule] or runs[0].pos):
-                                self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
+                        if a is True or (a and (av in a if a.__class__ is frozenset else _awake(ks, a))):
+                            self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
                 continue
             # live states and starters, both in rule order: merge, each rule once
             i = 0
@@ -480,10 +497,8 @@ class Matcher:
                 while i < n and live[i].rule < ri:
                     ks = live[i]
                     a = aff[ks.rule]
-                    if a is True or (a and av in a):
-                        runs = ks.runs
-                        if runs and (runs[0].c >= low[ks.rule] or runs[0].pos):
-                            self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
+                    if a is True or (a and (av in a if a.__class__ is frozenset else _awake(ks, a))):
+                        self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
                     i += 1
                 if i < n and live[i].rule == ri:
                     self._on_rule_event(r, live[i], k, hk, ts, event, etype, out, True)
@@ -499,10 +514,8 @@ class Matcher:
             while i < n:
                 ks = live[i]
                 a = aff[ks.rule]
-                if a is True or (a and av in a):
-                    runs = ks.runs
-                    if runs and (runs[0].c >= low[ks.rule] or runs[0].pos):
-                        self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
+                if a is True or (a and (av in a if a.__class__ is frozenset else _awake(ks, a))):
+                    self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
                 i += 1
         if group is None:
             if relevant:
@@ -521,7 +534,7 @@ class Matcher:
             self._advance(wm, out)
         if self._wpend:
             self._flush_within()
-        if self._pqs:
+        if self._park.queues:
             self._expire_parked(wm)
         wx = self._wx
         rules = self.program.rules
@@ -627,6 +640,12 @@ class Matcher:
                 for ri, (f, values) in aconsts.items():
                     if f == aname:
                         aff[ri] = values
+            # a parkable rule's runs that are all below its first step's minimum
+            # react only to starters (`_can_park`) and rule 6 (`on_time`): an
+            # int entry asks `_awake` before the visit
+            for ri in kg.rules:
+                if aff[ri] is True and self._park.able[ri]:
+                    aff[ri] = prog.rules[ri].steps[0].min
             dnone = self._dset(dalways) if dalways else None
             dtable = {v: self._dset(dalways + rs) for v, rs in dconsts.items()}
             out.append(_Plan(kg.index, kg.fields, prog.key_getters[kg.index], self._gk[kg.index], aff,
@@ -737,17 +756,18 @@ class Matcher:
             if v.__class__ is str:
                 more = table.get(v)
                 if more is not None:
-                    idx = ds.idx
-                    more = [r for r in more if r.index in idx]
-                    if more:
-                        cands = _union(cands, more) if cands else more
+                    cands = _union(cands, more) if cands else more
         alive = ()
         if cands:
             made = []
+            ev0 = pe.ev
             for r in cands:
                 w = r.within_ms
                 if w is None or gap <= w:
-                    self._materialise(r, pe)
+                    s0 = r.steps[0]  # `_materialise`, inlined
+                    pj = s0.project
+                    self._make_real(r, pe.k, pe.hk, pe.ts,
+                                    None if s0.slot < 0 else ev0 if pj is None else pj(ev0))
                     made.append(r.index)
             alive = tuple(made)
         d = ds.deaths
@@ -756,7 +776,7 @@ class Matcher:
 
     def _set_step1(self, ds, etype):
         """`_step1` for the rules of one deferred set: (the rules of the set any
-        event of the type may satisfy, field, {value: rules of every set}),
+        event of the type may satisfy, field, {value: rules of the set}),
         cached in the set."""
         try:
             plan = self._step1s.get(etype)
@@ -768,11 +788,15 @@ class Matcher:
         t1 = ds.types1
         if t1 is not None and not ((etype.__class__ is str or etype is None) and etype in t1):
             always, name = (), None  # no second step of the set takes the type: all die
+        idx = ds.idx
         if len(always) <= len(ds.rules):  # filter from the shorter side
-            idx = ds.idx
             mine = tuple(r for r in always if r.index in idx)
         else:
             mine = tuple(r for r in ds.rules if r.index in always_idx)
+        if name is not None and not all(r.index in idx for rs in table.values() for r in rs):
+            table = {v: kept for v, rs in table.items() if (kept := tuple(r for r in rs if r.index in idx))}
+            if not table:
+                name = None
         got = (mine, name, table)
         if (etype.__class__ is str or etype is None) and len(ds.step1) < 1000:
             ds.step1[etype] = got
@@ -816,10 +840,33 @@ class Matcher:
         an event at `t0` started and that nothing has changed since (a
         deferred or parked run; its start is already counted); its capture
         keeps `x` of that event (`_captured`)."""
-        ks = self._new_state(r, k, hk)
-        ks.runs.append(_run_of(r, t0, x))
-        if r.within_ms is not None:
-            self._await_within(ks, t0 + r.within_ms)
+        # `_new_state`, `_run_of` and `_await_within` inlined: every deferred
+        # run that goes on, and every parked run that gets its second event,
+        # comes here
+        ri = r.index
+        ks = KeyState(ri, k, hk)
+        caps = list(r.caps_template) if r.n_slots else ()
+        s0 = r.steps[0]
+        if s0.slot >= 0:
+            caps[s0.slot] = [x] if s0.is_list else x
+        ks.runs.append(Run(0, 1, t0, t0, None, caps))
+        self._nstates += 1
+        g = r.group
+        gk = self._gk[g]
+        if hk in gk:
+            self._index_state(gk, hk, ks)
+        else:
+            gk[hk] = ks
+        if self._deferrable[ri]:
+            dl = self._dlive[g]
+            dl[hk] = dl.get(hk, 0) + 1
+        w = r.within_ms
+        if w is not None:
+            ks.wsched = t0 + w
+            wp = self._wpend
+            wp.append(ks)
+            if len(wp) > self._nstates + (self._nstates >> 2) + self.COMPACT_SLACK:
+                self._flush_within()
         return ks
 
     def _await_within(self, ks, expiry):
@@ -839,13 +886,13 @@ class Matcher:
                     self._materialise(r, pe)
             pend.clear()
         rules = self.program.rules
-        for ri, pr in enumerate(self._parked):
+        for ri, pr in enumerate(self._park.parked):
             if pr:
                 r = rules[ri]
                 for hk, (t0, x, k) in pr.items():
                     self._make_real(r, k, hk, t0, x)
                 pr.clear()
-        for q in self._pqs:
+        for q in self._park.queues:
             q.clear()
 
     def _expire_pending(self):
@@ -1013,13 +1060,13 @@ class Matcher:
         return (self.max_runs_per_key >= 1 and s0.kind == _EVENT and s0.min >= 2 and r.start_where is None)
 
     def _make_starters(self):
-        return [self._make_park(r) if self._parkable[r.index] else self._make_fresh(r) for r in self.program.rules]
+        return [self._make_park(r) if self._park.able[r.index] else self._make_fresh(r) for r in self.program.rules]
 
     def _make_park(self, r):
         """Rule 1 for a key without state for a parkable rule (`_can_park`).  Most
         such runs never see a second event of their first step (a product
         page viewed once) and die of `within`; so the first run of a key is
-        kept as (start, capture, key) in `_parked`, with no KeyState, no Run, and no
+        kept as (start, capture, key) in `_Parking.parked`, with no KeyState, no Run, and no
         visit by the key's other events, and is made real only when another
         event satisfies the first step: then the caller steps it like any
         live state (it takes the event; rule 1 starts the next run).  Returns
@@ -1027,8 +1074,8 @@ class Matcher:
         ri = r.index
         rs = self._rstats[ri]
         within = r.within_ms
-        pr = self._parked[ri]
-        q = self._pq[ri]
+        pr = self._park.parked[ri]
+        q = self._park.queue[ri]
         make_real = self._make_real
         s0 = r.steps[0]
         slot, pj = s0.slot, s0.project
@@ -1055,10 +1102,10 @@ class Matcher:
         entry whose run was made real (or replaced) since is passed over: the
         parked run's start tells them apart (a replacement with the same
         start expires at the same time)."""
-        parked = self._parked
+        parked = self._park.parked
         dead: dict = {}  # rule index -> parked runs that died here
         n = 0
-        for q in self._pqs:
+        for q in self._park.queues:
             while q and q[0][0] < wm:
                 _, ri, hk, t0 = q.popleft()
                 pr = parked[ri]
@@ -1072,8 +1119,8 @@ class Matcher:
             rstats[ri].died["within"] += d
         # entries of runs made real before their expiry wait for it; when they
         # outnumber the parked runs, drop them so memory follows the live runs
-        if n > self.COMPACT_SLACK and n > 2 * sum(map(len, self._pdicts)):
-            for q in self._pqs:
+        if n > self.COMPACT_SLACK and n > 2 * sum(map(len, self._park.dicts)):
+            for q in self._park.queues:
                 keep = [ent for ent in q if (got := parked[ent[1]].get(ent[2])) is not None and got[0] == ent[3]]
                 q.clear()
                 q.extend(keep)

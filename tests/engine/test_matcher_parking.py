@@ -50,14 +50,14 @@ def _drive(prog, events, cap, every):
 def test_parking_is_only_for_first_steps_of_two_or_more_that_the_index_proves():
     m = Matcher(program(PARKING + 'rule one match A where page == "/a" then B\n'
                         'rule where2 match 2 A where n > 1 then B\n'))
-    assert [r.name for r, p in zip(m.program.rules, m._parkable) if p] == ["two", "most", "many", "idle", "only",
+    assert [r.name for r, p in zip(m.program.rules, m._park.able) if p] == ["two", "most", "many", "idle", "only",
                                                                            "none"]
-    assert not any(Matcher(program(PARKING), max_runs_per_key=0)._parkable)
+    assert not any(Matcher(program(PARKING), max_runs_per_key=0)._park.able)
 
 
 def test_parked_runs_give_the_matches_statistics_and_live_runs_of_real_runs():
     prog = program(PARKING)
-    assert all(Matcher(prog)._parkable) and not any(Matcher(_unparked(prog))._parkable)
+    assert all(Matcher(prog)._park.able) and not any(Matcher(_unparked(prog))._park.able)
     for seed in range(6):
         rng = random.Random(seed)
         events, t = [], 0
@@ -117,5 +117,5 @@ def test_expiry_queues_follow_the_parked_runs_in_memory():
         m.on_event(2 * t + 1, {"type": "A", "page": "/a", "customer_id": k})
         if t % 100 == 0:
             m.on_time(2 * t + 1)
-            worst = max(worst, sum(map(len, m._pqs)))
+            worst = max(worst, sum(map(len, m._park.queues)))
     assert worst <= 2 * 100 + m.COMPACT_SLACK
