@@ -840,9 +840,10 @@ class Matcher:
         an event at `t0` started and that nothing has changed since (a
         deferred or parked run; its start is already counted); its capture
         keeps `x` of that event (`_captured`)."""
-        # `_new_state`, `_run_of` and `_await_within` inlined: every deferred
-        # run that goes on, and every parked run that gets its second event,
-        # comes here
+        # `_new_state`, `_run_of` and `_await_within` inlined, as in the
+        # closure of `_make_fresh`: every deferred run that goes on and every
+        # parked run that gets its second event comes here (P3 through the
+        # engine: 4 % faster than the three calls, measured paired)
         ri = r.index
         ks = KeyState(ri, k, hk)
         caps = list(r.caps_template) if r.n_slots else ()
