@@ -324,7 +324,9 @@ class Matcher:
         # (only such a key can need `_split_live`)
         self._dlive: list[dict] = [{} for _ in program.key_groups]
         self._wm = None
-        self._plans: dict = {}  # (group, type) -> tuple of _Plan
+        # per key group: type -> tuple of _Plan (a dict per group: no tuple key
+        # to build and hash per event)
+        self._plans: list[dict] = [{} for _ in program.key_groups]
         self._plans0: dict = {}  # type -> tuple of _Plan, for group None
         # per rule, per step: the specialised §3 rules 2-4 for a run at that step
         self._steppers = [tuple(self._make_stepper(r, st) for st in r.steps) for r in program.rules]
@@ -407,7 +409,7 @@ class Matcher:
         tf = self._tf
         etype = event.get(tf) if tf is not None else self._etype(event)
         try:
-            plans = self._plans0.get(etype) if group is None else self._plans.get((group, etype))
+            plans = self._plans0.get(etype) if group is None else self._plans[group].get(etype)
         except TypeError:  # an unhashable type value: no type-named rule can use it
             plans = self._plan(group, etype, cache=False)
         if plans is None:
@@ -653,9 +655,9 @@ class Matcher:
                              tuple((path, {v: tuple(rs) for v, rs in table.items()}) for path, table in consts.items()),
                              self._pend[kg.index], dnone, dname if dtable else None, dtable, aname))
         plans = tuple(out)
-        cache_ = self._plans0 if group is None else self._plans
+        cache_ = self._plans0 if group is None else self._plans[group]
         if cache and len(cache_) < 100_000:
-            cache_[etype if group is None else (group, etype)] = plans
+            cache_[etype] = plans
         return plans
 
     @staticmethod
