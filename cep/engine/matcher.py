@@ -752,13 +752,17 @@ class Matcher:
             plan = None
         if plan is None:
             plan = self._set_step1(ds, etype)
-        cands, name, table = plan
+        cands, name, table, exact = plan
         if name is not None:
             v = ev.get(name)
             if v.__class__ is str:
                 more = table.get(v)
                 if more is not None:
-                    cands = _union(cands, more) if cands else more
+                    if not exact:
+                        idx = ds.idx
+                        more = [r for r in more if r.index in idx]
+                    if more:
+                        cands = _union(cands, more) if cands else more
         alive = ()
         if cands:
             made = []
@@ -778,8 +782,8 @@ class Matcher:
 
     def _set_step1(self, ds, etype):
         """`_step1` for the rules of one deferred set: (the rules of the set any
-        event of the type may satisfy, field, {value: rules of the set}),
-        cached in the set."""
+        event of the type may satisfy, field, {value: rules}, whether those
+        rules are all in the set), cached in the set."""
         try:
             plan = self._step1s.get(etype)
         except TypeError:  # an unhashable type value
@@ -795,11 +799,10 @@ class Matcher:
             mine = tuple(r for r in always if r.index in idx)
         else:
             mine = tuple(r for r in ds.rules if r.index in always_idx)
-        if name is not None and not all(r.index in idx for rs in table.values() for r in rs):
-            table = {v: kept for v, rs in table.items() if (kept := tuple(r for r in rs if r.index in idx))}
-            if not table:
-                name = None
-        got = (mine, name, table)
+        # whether every rule the table names is in the set (then a hit needs no
+        # filtering: the one set of a rule set's deferrable rules, as in P1)
+        exact = name is None or all(r.index in idx for rs in table.values() for r in rs)
+        got = (mine, name, table, exact)
         if (etype.__class__ is str or etype is None) and len(ds.step1) < 1000:
             ds.step1[etype] = got
         return got
