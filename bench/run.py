@@ -79,7 +79,7 @@ def best_of(n: int, key: str, fn):
 MODES = {
     # smoke: every section, as few processes as will do (tests/test_bench_smoke.py)
     "smoke": Sizes(3_000, 300, 1_000, (10,), (1_000,), 3_000, 1, 50, ("p1", "all")),
-    "quick": Sizes(100_000, 5_000, 100_000, (1, 10, 100, 1000), (10_000, 100_000), 100_000, 3, 1000, repeats=2),
+    "quick": Sizes(100_000, 5_000, 100_000, (1, 10, 100, 1000), (10_000, 100_000), 100_000, 3, 1000, repeats=3),
     "full": Sizes(1_000_000, 50_000, 1_000_000, (1, 10, 100, 1000), (10_000, 100_000, 1_000_000),
                   1_000_000, 5, 1000, repeats=3),
 }
