@@ -770,10 +770,7 @@ class Matcher:
             for r in cands:
                 w = r.within_ms
                 if w is None or gap <= w:
-                    s0 = r.steps[0]  # `_materialise`, inlined
-                    pj = s0.project
-                    self._make_real(r, pe.k, pe.hk, pe.ts,
-                                    None if s0.slot < 0 else ev0 if pj is None else pj(ev0))
+                    self._make_real(r, pe.k, pe.hk, pe.ts, _captured(r, ev0))
                     made.append(r.index)
             alive = tuple(made)
         d = ds.deaths
@@ -811,8 +808,8 @@ class Matcher:
         """The index of the second steps of every deferrable rule for one event
         type: (rules any event of the type may satisfy, their indexes, field,
         {value: rules}), in rule order.  One index for all deferred sets:
-        `_resolve` keeps the candidates in its set (the sets are many: every
-        rule with a live state for the key is taken out of one)."""
+        `_set_step1` keeps the candidates of one set (the sets are many:
+        every rule with a live state for the key is taken out of one)."""
         hashable = etype.__class__ is str or etype is None
         always, name, table = [], None, {}
         for r, d in zip(self.program.rules, self._deferrable):
