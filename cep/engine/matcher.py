@@ -400,131 +400,143 @@ class Matcher:
         goes only to the rules of that key group, and is not counted in
         matched_against / irrelevant (the caller counts it once)."""
         out: list[Match] = []
+        self.on_batch(((ts, 0, 0, group, event),), out)
+        return out
+
+    def on_batch(self, entries, out: list) -> None:
+        """`on_event` for each `(ts, _, _, group, event)` of `entries`, in
+        order, appending the matches to `out`: the replay shard's own tuples
+        (the two middle items order ties; ignored here).  One call per batch
+        instead of one per event, and the loop's invariants loaded once: the
+        call, the result list and a dozen attribute loads were 7% of a P1
+        replay (bench/PROFILE.md section 9)."""
         dl = self._dl
-        if dl and dl[0][0] <= ts:
-            self._advance(ts, out)
         cx = self._cx
-        if cx and cx[0][0] < ts:
-            self._expire_stamps(ts)
         tf = self._tf
-        etype = event.get(tf) if tf is not None else self._etype(event)
-        try:
-            plans = self._plans0.get(etype) if group is None else self._plans[group].get(etype)
-        except TypeError:  # an unhashable type value: no type-named rule can use it
-            plans = self._plan(group, etype, cache=False)
-        if plans is None:
-            plans = self._plan(group, etype)
-        relevant = False
-        for pl in plans:
-            kn = pl.kname
-            k = event.get(kn) if kn is not None else pl.key_of(event)
-            if k is None:
-                continue
-            relevant = True
-            hk = k if k.__class__ is str else _hkey(k)
-            starters = pl.always
-            cn = pl.cname
-            if cn is not None:
-                v = event.get(cn)
-                if v.__class__ is str:
-                    more = pl.ctable.get(v)
-                    if more is not None:
-                        starters = _union(starters, more) if starters else more
-            if pl.consts:
-                for getter, table in pl.consts:
-                    v = getter(event)
+        plans0 = self._plans0
+        plans_g = self._plans
+        for ts, _, _, group, event in entries:
+            if dl and dl[0][0] <= ts:
+                self._advance(ts, out)
+            if cx and cx[0][0] < ts:
+                self._expire_stamps(ts)
+            etype = event.get(tf) if tf is not None else self._etype(event)
+            try:
+                plans = plans0.get(etype) if group is None else plans_g[group].get(etype)
+            except TypeError:  # an unhashable type value: no type-named rule can use it
+                plans = self._plan(group, etype, cache=False)
+            if plans is None:
+                plans = self._plan(group, etype)
+            relevant = False
+            for pl in plans:
+                kn = pl.kname
+                k = event.get(kn) if kn is not None else pl.key_of(event)
+                if k is None:
+                    continue
+                relevant = True
+                hk = k if k.__class__ is str else _hkey(k)
+                starters = pl.always
+                cn = pl.cname
+                if cn is not None:
+                    v = event.get(cn)
                     if v.__class__ is str:
-                        more = table.get(v)
+                        more = pl.ctable.get(v)
                         if more is not None:
                             starters = _union(starters, more) if starters else more
-            # deferred starts (_DeferSet): first the runs this key's previous
-            # event left pending meet their next event, then this event's own
-            ds = pl.dnone
-            dn = pl.dname
-            if dn is not None:
-                v = event.get(dn)
-                if v.__class__ is str:
-                    more = pl.dtable.get(v)
-                    if more is not None:
-                        ds = more
-            pend = pl.pend
-            if pend:
-                pe = pend.pop(hk, None)
-                if pe is not None:
-                    self._resolve(pe, ts, event, etype)
-            lst = pl.active.get(hk)
-            if ds is not None:
-                if lst is not None and hk in self._dlive[pl.g]:
-                    ds, now = self._split_live(ds, lst)
-                    if now:
-                        starters = _union(starters, now) if starters else now
+                if pl.consts:
+                    for getter, table in pl.consts:
+                        v = getter(event)
+                        if v.__class__ is str:
+                            more = table.get(v)
+                            if more is not None:
+                                starters = _union(starters, more) if starters else more
+                # deferred starts (_DeferSet): first the runs this key's previous
+                # event left pending meet their next event, then this event's own
+                ds = pl.dnone
+                dn = pl.dname
+                if dn is not None:
+                    v = event.get(dn)
+                    if v.__class__ is str:
+                        more = pl.dtable.get(v)
+                        if more is not None:
+                            ds = more
+                pend = pl.pend
+                if pend:
+                    pe = pend.pop(hk, None)
+                    if pe is not None:
+                        self._resolve(pe, ts, event, etype)
+                lst = pl.active.get(hk)
                 if ds is not None:
-                    pend[hk] = _Pending(ts, event, k, hk, ds)
-                    ds.started += 1
-            if lst is None:
-                fresh = self._fresh
-                for r in starters:
-                    f = fresh[r.index]
-                    if f is None:
-                        self._on_rule_event(r, None, k, hk, ts, event, etype, out, True)
-                    else:
-                        ks = f(k, hk, ts, event)
-                        if ks is not None:  # a parked run made real: step it
-                            self._on_rule_event(r, ks, k, hk, ts, event, etype, out, True)
-                continue
-            aff = pl.aff
-            an = pl.aname
-            av = event.get(an) if an is not None else None
-            if av.__class__ is not str:
-                av = None  # no constant is carried: only the True entries
-            rules = self.program.rules
-            if not starters:
-                if lst.__class__ is KeyState:
-                    ks = lst
-                    a = aff[ks.rule]
-                    if a is True or (a and (av in a if a.__class__ is frozenset else _awake(ks, a))):
-                        self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
-                else:
-                    for ks in tuple(lst):  # a visit may drop its state from the list
+                    if lst is not None and hk in self._dlive[pl.g]:
+                        ds, now = self._split_live(ds, lst)
+                        if now:
+                            starters = _union(starters, now) if starters else now
+                    if ds is not None:
+                        pend[hk] = _Pending(ts, event, k, hk, ds)
+                        ds.started += 1
+                if lst is None:
+                    fresh = self._fresh
+                    for r in starters:
+                        f = fresh[r.index]
+                        if f is None:
+                            self._on_rule_event(r, None, k, hk, ts, event, etype, out, True)
+                        else:
+                            ks = f(k, hk, ts, event)
+                            if ks is not None:  # a parked run made real: step it
+                                self._on_rule_event(r, ks, k, hk, ts, event, etype, out, True)
+                    continue
+                aff = pl.aff
+                an = pl.aname
+                av = event.get(an) if an is not None else None
+                if av.__class__ is not str:
+                    av = None  # no constant is carried: only the True entries
+                rules = self.program.rules
+                if not starters:
+                    if lst.__class__ is KeyState:
+                        ks = lst
                         a = aff[ks.rule]
                         if a is True or (a and (av in a if a.__class__ is frozenset else _awake(ks, a))):
                             self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
-                continue
-            # live states and starters, both in rule order: merge, each rule once
-            i = 0
-            live = (lst,) if lst.__class__ is KeyState else tuple(lst)
-            n = len(live)
-            for r in starters:
-                ri = r.index
-                while i < n and live[i].rule < ri:
+                    else:
+                        for ks in tuple(lst):  # a visit may drop its state from the list
+                            a = aff[ks.rule]
+                            if a is True or (a and (av in a if a.__class__ is frozenset else _awake(ks, a))):
+                                self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
+                    continue
+                # live states and starters, both in rule order: merge, each rule once
+                i = 0
+                live = (lst,) if lst.__class__ is KeyState else tuple(lst)
+                n = len(live)
+                for r in starters:
+                    ri = r.index
+                    while i < n and live[i].rule < ri:
+                        ks = live[i]
+                        a = aff[ks.rule]
+                        if a is True or (a and (av in a if a.__class__ is frozenset else _awake(ks, a))):
+                            self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
+                        i += 1
+                    if i < n and live[i].rule == ri:
+                        self._on_rule_event(r, live[i], k, hk, ts, event, etype, out, True)
+                        i += 1
+                    else:
+                        f = self._fresh[ri]
+                        if f is None:
+                            self._on_rule_event(r, None, k, hk, ts, event, etype, out, True)
+                        else:
+                            ks = f(k, hk, ts, event)
+                            if ks is not None:  # a parked run made real: step it
+                                self._on_rule_event(r, ks, k, hk, ts, event, etype, out, True)
+                while i < n:
                     ks = live[i]
                     a = aff[ks.rule]
                     if a is True or (a and (av in a if a.__class__ is frozenset else _awake(ks, a))):
                         self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
                     i += 1
-                if i < n and live[i].rule == ri:
-                    self._on_rule_event(r, live[i], k, hk, ts, event, etype, out, True)
-                    i += 1
+            if group is None:
+                if relevant:
+                    self._stats.matched_against += 1
                 else:
-                    f = self._fresh[ri]
-                    if f is None:
-                        self._on_rule_event(r, None, k, hk, ts, event, etype, out, True)
-                    else:
-                        ks = f(k, hk, ts, event)
-                        if ks is not None:  # a parked run made real: step it
-                            self._on_rule_event(r, ks, k, hk, ts, event, etype, out, True)
-            while i < n:
-                ks = live[i]
-                a = aff[ks.rule]
-                if a is True or (a and (av in a if a.__class__ is frozenset else _awake(ks, a))):
-                    self._on_rule_event(rules[ks.rule], ks, k, hk, ts, event, etype, out, False)
-                i += 1
-        if group is None:
-            if relevant:
-                self._stats.matched_against += 1
-            else:
-                self._stats.irrelevant += 1
-        return out
+                    self._stats.irrelevant += 1
 
     def on_time(self, wm: int) -> list[Match]:
         """Move time to `wm`: resolve every deadline <= wm, then every run of

@@ -438,11 +438,7 @@ class ReplayShard(StatefulBatchLogic):
         out: list = []
         if matcher is None:
             return out
-        on_event = matcher.on_event
-        for ts, _, _, group, event in ready:
-            got = on_event(ts, event, group)
-            if got:
-                out += got
+        matcher.on_batch(ready, out)
         if frontier is not None and (self._time is None or frontier > self._time):
             self._time = frontier
             got = matcher.on_time(frontier)

@@ -158,7 +158,7 @@ def test_replay_shard_releases_in_time_then_partition_then_position_order():
     env = Env(EnvSpec((), None, StreamSettings()), ruleset, compile_ruleset(ruleset))
     shard = ReplayShard(env, 2, noop=False)
     fed: list = []
-    shard._matcher.on_event = lambda ts, event, group: fed.append((ts, event["n"])) or []
+    shard._matcher.on_batch = lambda entries, out: fed.extend((e[0], e[4]["n"]) for e in entries)
     shard._matcher.on_time = lambda wm: []
     ev = lambda n: {"type": "ivr_call", "customer_id": "a", "n": n}  # noqa: E731
     shard.on_batch([(1, [(10, 1, 1, 0, ev("p1-10")), (5, 1, 2, 0, ev("p1-5"))], 10, 10, False)])
