@@ -415,6 +415,9 @@ class Matcher:
         tf = self._tf
         plans0 = self._plans0
         plans_g = self._plans
+        dlive = self._dlive
+        fresh = self._fresh
+        rules = self.program.rules
         for ts, _, _, group, event in entries:
             if dl and dl[0][0] <= ts:
                 self._advance(ts, out)
@@ -467,7 +470,7 @@ class Matcher:
                         self._resolve(pe, ts, event, etype)
                 lst = pl.active.get(hk)
                 if ds is not None:
-                    if lst is not None and hk in self._dlive[pl.g]:
+                    if lst is not None and hk in dlive[pl.g]:
                         ds, now = self._split_live(ds, lst)
                         if now:
                             starters = _union(starters, now) if starters else now
@@ -475,7 +478,6 @@ class Matcher:
                         pend[hk] = _Pending(ts, event, k, hk, ds)
                         ds.started += 1
                 if lst is None:
-                    fresh = self._fresh
                     for r in starters:
                         f = fresh[r.index]
                         if f is None:
@@ -490,7 +492,6 @@ class Matcher:
                 av = event.get(an) if an is not None else None
                 if av.__class__ is not str:
                     av = None  # no constant is carried: only the True entries
-                rules = self.program.rules
                 if not starters:
                     if lst.__class__ is KeyState:
                         ks = lst
@@ -519,7 +520,7 @@ class Matcher:
                         self._on_rule_event(r, live[i], k, hk, ts, event, etype, out, True)
                         i += 1
                     else:
-                        f = self._fresh[ri]
+                        f = fresh[ri]
                         if f is None:
                             self._on_rule_event(r, None, k, hk, ts, event, etype, out, True)
                         else:
