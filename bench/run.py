@@ -9,7 +9,8 @@ Sections (each measurement in a fresh subprocess; peak RSS from os.wait4):
   1. replay: `cep replay` with the no-op matcher (the floor: read, parse,
      shard, Bytewax, write), then P1, P2, P3 and all three
      (../shared/bench/flink_workloads.cep); events/s and ratio to the floor.
-  2. engine: pre-parsed events through `Matcher.on_event`, and through
+  2. engine: pre-parsed events through `Matcher.on_batch` (as the replay
+     shard feeds it) and `Matcher.on_event` (one call per event), and through
      `Engine.feed` (intake, timeline, matcher), per workload.
   3. rules: `cep replay` with 1, 10, 100, 1,000 rules from bench/rules_gen.py.
   4. keys: 10 k, 100 k, 1 M distinct keys through one Matcher (all three
@@ -225,7 +226,9 @@ def sec_engine(sizes: Sizes) -> list[dict]:
         best = max(runs, key=lambda r: r["matcher_eps"])
         # the Matcher and Engine figures are each the best of the runs
         rows.append({"workload": name, **best, "engine_eps": max(r["engine_eps"] for r in runs),
+                     "on_event_eps": max(r["on_event_eps"] for r in runs),
                      "all_matcher_eps": [r["matcher_eps"] for r in runs],
+                     "all_on_event_eps": [r["on_event_eps"] for r in runs],
                      "all_engine_eps": [r["engine_eps"] for r in runs]})
     return rows
 
@@ -329,7 +332,7 @@ def targets(res: dict) -> list[list[str]]:
             add(f"`cep replay` {p.upper()} / floor", f"{rep[p]['ratio']:.2f}", ">= 0.5", rep[p]["ratio"] >= 0.5)
     eng = {r["workload"]: r for r in res.get("engine", [])}
     if "p1" in eng:
-        add("engine alone P1 (Matcher)", fmt_eps(eng["p1"]["matcher_eps"]) + " ev/s", ">= 500,000 ev/s",
+        add("engine alone P1 (Matcher.on_batch)", fmt_eps(eng["p1"]["matcher_eps"]) + " ev/s", ">= 500,000 ev/s",
             eng["p1"]["matcher_eps"] >= 500_000)
     rules = {r["rules"]: r for r in res.get("rules", [])}
     if 10 in rules and 1000 in rules:
@@ -372,12 +375,15 @@ def render(res: dict, sizes: Sizes, mode: str, argv: list[str], started: str, mi
                          "process wall s", "peak RSS"], rows), ""]
     if "engine" in res:
         rows = [[r["workload"], f"{r['events']:,}", f"{r['matches']:,}", fmt_eps(r["matcher_eps"]),
-                 fmt_eps(r["engine_eps"]), f"{r['live_runs_at_end']:,}", mib(r["peak_rss"])] for r in res["engine"]]
+                 fmt_eps(r["on_event_eps"]), fmt_eps(r["engine_eps"]), f"{r['live_runs_at_end']:,}",
+                 mib(r["peak_rss"])] for r in res["engine"]]
         lines += ["## 2. The engine alone (pre-parsed events, no Bytewax)", "",
-                  "`Matcher.on_event` over (ts, dict) pairs; `Engine.feed` adds intake (type, time, catalog, "
-                  "lateness) and the timeline. Peak RSS includes the parsed input.", "",
-                  table(["workload", "events", "matches", "Matcher ev/s", "Engine.feed ev/s", "live runs at end",
-                         "peak RSS"], rows), ""]
+                  "`Matcher.on_batch` over batches of 1,500 timeline tuples, time moved after each (how the "
+                  "replay shard feeds it); `Matcher.on_event`, one call per event (how `Engine` and `cep run` "
+                  "call it); `Engine.feed` adds intake (type, time, catalog, lateness) and the timeline. "
+                  "Peak RSS includes the parsed input.", "",
+                  table(["workload", "events", "matches", "Matcher.on_batch ev/s", "Matcher.on_event ev/s",
+                         "Engine.feed ev/s", "live runs at end", "peak RSS"], rows), ""]
     if "rules" in res:
         base = {r["rules"]: r["eps"] for r in res["rules"]}.get(10)
         rows = [[f"{r['rules']:,}", f"{r['events']:,}", f"{r['matches']:,}", fmt_eps(r["eps"]),
