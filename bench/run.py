@@ -329,7 +329,7 @@ def targets(res: dict) -> list[list[str]]:
         if p in rep:
             add(f"`cep replay` {p.upper()}, 1 worker", fmt_eps(rep[p]["eps"]) + " ev/s",
                 f">= {TARGET_REPLAY[p]:,} ev/s (2x Flink)", rep[p]["eps"] >= TARGET_REPLAY[p])
-            add(f"`cep replay` {p.upper()} / floor", f"{rep[p]['ratio']:.2f}", ">= 0.5", rep[p]["ratio"] >= 0.5)
+            add(f"`cep replay` {p.upper()} / floor", f"{rep[p]['ratio']:.3f}", ">= 0.5", rep[p]["ratio"] >= 0.5)
     eng = {r["workload"]: r for r in res.get("engine", [])}
     if "p1" in eng:
         add("engine alone P1 (Matcher.on_batch)", fmt_eps(eng["p1"]["matcher_eps"]) + " ev/s", ">= 500,000 ev/s",
@@ -337,7 +337,7 @@ def targets(res: dict) -> list[list[str]]:
     rules = {r["rules"]: r for r in res.get("rules", [])}
     if 10 in rules and 1000 in rules:
         ratio = rules[1000]["eps"] / rules[10]["eps"]
-        add("1,000 rules / 10 rules", f"{ratio:.2f}", ">= 0.5", ratio >= 0.5)
+        add("1,000 rules / 10 rules", f"{ratio:.3f}", ">= 0.5", ratio >= 0.5)
     for k in res.get("keys", []):
         b = k["bytes_per_live_key"]
         add(f"bytes per live key ({k['keys']:,} keys)", "-" if b is None else f"{b:,.0f} B", "< 1,024 B",
