@@ -27,6 +27,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from cep.engine.model import Match, Stats  # noqa: E402
 from run import events_file, workload_files  # noqa: E402
 
 WITHIN_MS = 30 * 60 * 1000
@@ -40,15 +41,11 @@ class HandP1:
     breaks the chain (`next`)."""
 
     def __init__(self):
-        from cep.engine.model import Stats
-
         self.chains: dict = {}
         self.stats = Stats()
         self.stats.rule(RULE)
 
     def on_batch(self, entries, out):
-        from cep.engine.model import Match
-
         chains = self.chains
         for ts, _, _, _, ev in entries:
             k = ev.get("customer_id")
