@@ -345,6 +345,64 @@ def deferred_rules(draw, max_rules: int = 6) -> RuleSetCase:
     return RuleSetCase(text, tuple(keys), False)
 
 
+@st.composite
+def chain_rules(draw, max_rules: int = 5) -> RuleSetCase:
+    """Rule sets of mostly *chain* rules (cep/engine/chains.py): one-event
+    steps (a type, alternatives or `any`, count 1 sometimes written) joined by
+    `next`, with wheres on constants (the start index and the shortcut for
+    events that carry none of a type's constants), on captures, `start` and
+    `now`; within, cooldown, one-step rules, rules sharing a key group, and
+    near misses the interpreter keeps (a `then`, a `2 T`, a `not`, an
+    `optional`) in the same group."""
+    types = ("a", "b", "c")
+    text = ""
+    keys = []
+    consts = (' where s == "x"', ' where s == "y"', ' where s in ["x", "y"]', ' where s in ["y", "xy"]')
+    for r in range(draw(st.integers(1, max_rules))):
+        key = draw(st.sampled_from((("k",), ("k",), ("k",), ("k", "j"))))
+        keys.append(key)
+        captures: list[Cap] = []
+        parts = []
+        n_steps = draw(st.integers(1, 4))
+        miss = draw(st.integers(0, 5)) == 0 and n_steps > 1
+        for i in range(n_steps):
+            q = draw(st.sampled_from(("", "", "", "1 ")))
+            m = draw(st.sampled_from(("a", "a", "b", "c", "(a | b)", "any")))
+            kind = draw(st.sampled_from(("none", "const", "const", "cond")))
+            where = "" if kind == "none" else draw(st.sampled_from(consts)) if kind == "const" \
+                else f" where {draw(conditions(tuple(captures)))}"
+            step = f"{q}{m}{where}"
+            if draw(st.booleans()):
+                cap = Cap(f"c{i}", q != "")
+                step += f" as {cap.name}"
+                captures.append(cap)
+            if i:
+                step = "next " + step
+            parts.append(step)
+        if miss:
+            i = draw(st.integers(1, n_steps - 1))
+            how = draw(st.sampled_from(("then", "count", "not", "optional")))
+            head, rest = parts[i].split(" ", 1)
+            if how == "then":
+                parts[i] = "then " + rest
+            elif how == "count":
+                parts[i] = "next 2 " + rest.removeprefix("1 ") + ("" if " as " in rest else "")
+                parts[i] = parts[i].replace(" as c", " as d")  # a list now: a new name, unreferenced
+            elif how == "not":
+                parts.insert(i, f"then not {draw(st.sampled_from(types))}")
+            else:
+                parts[i] = "next optional " + rest.removeprefix("1 ").replace(" as c", " as d")
+        lines = [f"rule r{r}", "  key " + ", ".join(key), "  match " + "\n    ".join(parts)]
+        if draw(st.integers(0, 2)) > 0:
+            lines.append(f"  within {_dur(draw(st.sampled_from(DURATIONS_S + (40, 60))))}")
+        usable = tuple(c for c in captures if f" as {c.name}" in " ".join(parts))
+        text_rule = "\n".join(lines) + draw(_payload(usable))
+        if draw(st.integers(0, 3)) == 0:
+            text_rule += f"\n  cooldown {_dur(draw(st.sampled_from(DURATIONS_S)))}"
+        text += text_rule + "\n\n"
+    return RuleSetCase(text, tuple(keys), False)
+
+
 # --------------------------------------------------------------------------
 # streams
 

@@ -20,6 +20,7 @@ import pickle
 import orjson
 
 from cep.compile.program import Program, StepKind, field_getter, start_constant
+from cep.engine.chains import ChainSet, is_chain
 from cep.engine.model import Match, Stats
 
 __all__ = ["Matcher"]
@@ -180,10 +181,15 @@ class _Plan:
     first step's constant), and the group's live (rule, key) states."""
 
     __slots__ = ("g", "key_of", "kname", "active", "aff", "always", "cname", "ctable", "consts",
-                 "pend", "dnone", "dname", "dtable", "aname")
+                 "pend", "dnone", "dname", "dtable", "aname", "chain", "interp")
 
-    def __init__(self, g, key_fields, key_of, active, aff, always, consts, pend, dnone, dname, dtable, aname):
+    def __init__(self, g, key_fields, key_of, active, aff, always, consts, pend, dnone, dname, dtable, aname,
+                 chain, interp):
         self.g = g
+        # the group's chain rules (`cep.engine.chains`): their handler for this
+        # type, or None; and whether any interpreted rule is affected at all
+        self.chain = chain
+        self.interp = interp
         self.key_of = key_of
         # a key of one plain field is read inline: no call per event
         self.kname = key_fields[0][0] if len(key_fields) == 1 and len(key_fields[0]) == 1 else None
@@ -286,7 +292,8 @@ class Matcher:
     # held by tests/engine/test_matcher_layout.py.
     MAX_ATTRIBUTES = 27
 
-    def __init__(self, program: Program, max_runs_per_key: int = 1000, type_field: str = "type"):
+    def __init__(self, program: Program, max_runs_per_key: int = 1000, type_field: str = "type",
+                 chains: bool = True):
         self.program = program
         self.max_runs_per_key = max_runs_per_key
         self.type_field = type_field
@@ -308,6 +315,15 @@ class Matcher:
         for r in program.rules:
             self._stats.rule(r.name)
         self._rstats = [self._stats.rules[r.name] for r in program.rules]
+        # per key group: its chain rules, matched without the interpreter
+        # (`cep.engine.chains`), or None; `chains=False` interprets every rule
+        # (the tests hold the two paths to each other)
+        self._chains: list[ChainSet | None] = [None] * len(program.key_groups)
+        if chains:
+            for kg in program.key_groups:
+                mine = [program.rules[ri] for ri in kg.rules if is_chain(program.rules[ri], max_runs_per_key)]
+                if mine:
+                    self._chains[kg.index] = ChainSet(mine, len(program.rules), self._rstats)
         # deferred starts (_DeferSet, _Pending): which rules may defer, the
         # interned sets, per group the pending runs by hkey, and the last
         # watermark (rule 6 for pending runs is applied when they are read)
@@ -340,9 +356,12 @@ class Matcher:
 
     @property
     def stats(self) -> Stats:
-        """The statistics so far (deferred starts folded in)."""
+        """The statistics so far (deferred starts and chain rules folded in)."""
         self._expire_pending()
         self._fold()
+        for cs in self._chains:
+            if cs is not None:
+                cs.fold()
         return self._stats
 
     @property
@@ -350,7 +369,8 @@ class Matcher:
         self._expire_pending()
         return (sum(len(ks.runs) for d in self._gk for lst in d.values() for ks in _each(lst))
                 + sum(len(pe.dset.rules) for pend in self._pend for pe in pend.values())
-                + sum(len(pr) for pr in self._park.parked if pr))
+                + sum(len(pr) for pr in self._park.parked if pr)
+                + sum(cs.live_runs() for cs in self._chains if cs is not None))
 
     def census(self) -> dict:
         """Live keys, (rule, key) states and runs, deferred ones included, for
@@ -374,6 +394,12 @@ class Matcher:
                 keys.update(pr)
                 states += len(pr)
                 runs += len(pr)
+        for cs in self._chains:
+            if cs is not None:
+                for _, hk, _, cruns, _ in cs.states():
+                    keys.add(hk)
+                    states += 1
+                    runs += len(cruns)
         return {"live_keys": len(keys), "live_states": states, "live_runs": runs}
 
     @property
@@ -386,6 +412,15 @@ class Matcher:
             for lst in d.values():
                 for ks in _each(lst):
                     out[ks.rule][ks.hkey] = ks
+        # chain rules: built as the interpreter would hold them (a chain run's
+        # window anchor is never read: its start stands in)
+        for cs in self._chains:
+            if cs is not None:
+                for ri, hk, k, runs, stamp in cs.states():
+                    ks = KeyState(ri, k, hk)
+                    ks.runs = [Run(p, 1, start, start, None, caps) for p, start, caps in runs]
+                    ks.stamp = stamp
+                    out[ri][hk] = ks
         return out
 
     def describe_runs(self):
@@ -438,6 +473,11 @@ class Matcher:
                     continue
                 relevant = True
                 hk = k if k.__class__ is str else _hkey(k)
+                ch = pl.chain
+                if ch is not None:
+                    ch(k, hk, ts, event, out)
+                    if not pl.interp:
+                        continue
                 starters = pl.always
                 cn = pl.cname
                 if cn is not None:
@@ -551,6 +591,9 @@ class Matcher:
             self._flush_within()
         if self._park.queues:
             self._expire_parked(wm)
+        for cs in self._chains:
+            if cs is not None:
+                cs.expire(wm)
         wx = self._wx
         rules = self.program.rules
         while wx and wx[0][0] < wm:
@@ -577,27 +620,57 @@ class Matcher:
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
-    def restore(cls, program: Program, data: bytes) -> Matcher:
+    def restore(cls, program: Program, data: bytes, chains: bool = True) -> Matcher:
         version, cap, type_field, states, dl, wx, cx, seq, stats = pickle.loads(data)
         if version != _SNAPSHOT_VERSION:
             raise ValueError(f"matcher snapshot version {version} is not {_SNAPSHOT_VERSION}")
         if len(states) != len(program.rules):
             raise ValueError("the snapshot was taken with a different rule set")
-        m = cls(program, cap, type_field)
+        m = cls(program, cap, type_field, chains=chains)
+        chained = [m._chained(r) for r in program.rules]
+        # a chain rule's states go to its ChainSet; the heaps keep only the
+        # interpreter's entries (a snapshot may come from a matcher that
+        # interpreted the rule: the formats are the same)
+        dl, wx, cx = ([ent for ent in h if not chained[ent[2].rule]] for h in (dl, wx, cx))
+        for h in (dl, wx, cx):
+            heapq.heapify(h)
         m._dl, m._wx, m._cx, m._seq, m._stats = dl, wx, cx, seq, stats
+        stamped = {id(ent[2]) for ent in cx}
         for ri, d in enumerate(states):
-            gk = m._gk[program.rules[ri].group]
+            if chained[ri]:
+                cs = m._chains[program.rules[ri].group]
+                for hk, ks in d.items():
+                    cs.load(ri, hk, ks.key, [(run.pos, run.start, run.caps) for run in ks.runs], ks.stamp)
+                continue
+            r = program.rules[ri]
+            gk = m._gk[r.group]
             for hk, ks in d.items():
                 m._index_state(gk, hk, ks)
                 m._nstates += 1
                 if m._deferrable[ri]:
-                    dl = m._dlive[program.rules[ri].group]
+                    dl = m._dlive[r.group]
                     dl[hk] = dl.get(hk, 0) + 1
+                # a state a ChainSet held has no heap entries: schedule rule 6
+                # and the stamp's expiry as the interpreter would have
+                if r.within_ms is not None and ks.runs and ks.wsched is None:
+                    m._sched_within(r, ks)
+                if r.cooldown_ms is not None and ks.stamp is not None and id(ks) not in stamped:
+                    m._seq += 1
+                    heapq.heappush(m._cx, (ks.stamp + r.cooldown_ms, m._seq, ks))
         for r in program.rules:
             stats.rule(r.name)
         m._rstats = [stats.rules[r.name] for r in program.rules]
         m._fresh = m._make_starters()  # they hold the rules' RuleStats
+        for cs in m._chains:
+            if cs is not None:
+                cs.rstats = m._rstats
+                cs.sort_queues()
         return m
+
+    def _chained(self, r) -> bool:
+        """Whether rule `r` is matched by its group's ChainSet."""
+        cs = self._chains[r.group]
+        return cs is not None and r.index in cs.by_index
 
     # ------------------------------------------------------------ routing
 
@@ -616,8 +689,13 @@ class Matcher:
             dconsts: dict = {}
             aconsts: dict = {}  # rule index -> (field, values) (`_type_constants`)
             any_aff = False
+            cs = self._chains[kg.index]
+            if cs is not None and not any(r.all_types or (hashable and etype in r.types) for r in cs.rules):
+                cs = None  # the type touches none of the group's chain rules (one-step rules only)
             for ri in kg.rules:
                 r = prog.rules[ri]
+                if self._chained(r):
+                    continue  # a chain rule: the ChainSet's handler below
                 if not (r.all_types or (hashable and etype in r.types)):
                     continue
                 aff[ri] = any_aff = True
@@ -645,7 +723,7 @@ class Matcher:
                     table = consts.setdefault(path, {})
                     for value in values:  # distinct: the rule is in each entry once
                         table.setdefault(value, []).append(r)
-            if not any_aff:
+            if not any_aff and cs is None:
                 continue
             # the live states of a rule whose every matcher naming this type
             # requires a constant are visited only by events carrying one
@@ -666,7 +744,8 @@ class Matcher:
             out.append(_Plan(kg.index, kg.fields, prog.key_getters[kg.index], self._gk[kg.index], aff,
                              tuple(always),
                              tuple((path, {v: tuple(rs) for v, rs in table.items()}) for path, table in consts.items()),
-                             self._pend[kg.index], dnone, dname if dtable else None, dtable, aname))
+                             self._pend[kg.index], dnone, dname if dtable else None, dtable, aname,
+                             cs.handler(etype) if cs is not None else None, any_aff))
         plans = tuple(out)
         cache_ = self._plans0 if group is None else self._plans[group]
         if cache and len(cache_) < 100_000:
@@ -706,7 +785,7 @@ class Matcher:
         with min >= 1 with no `not` between: by rule 2 the run then lives until
         the key's next event, which either satisfies step 2 or kills it."""
         st = r.steps
-        if len(st) < 2 or self.max_runs_per_key < 1 or r.start_where is not None:
+        if len(st) < 2 or self.max_runs_per_key < 1 or r.start_where is not None or self._chained(r):
             return False
         s0, s1 = st[0], st[1]
         return (s0.kind == _EVENT and s0.min == 1 and s0.max == 1 and s0.next_kills and not s0.wait_guards
@@ -1091,7 +1170,8 @@ class Matcher:
         run: the index's starters) or rule 6 can change it: no look ahead, no
         `not`, no `next`, no window (§3.1)."""
         s0 = r.steps[0]
-        return (self.max_runs_per_key >= 1 and s0.kind == _EVENT and s0.min >= 2 and r.start_where is None)
+        return (self.max_runs_per_key >= 1 and s0.kind == _EVENT and s0.min >= 2 and r.start_where is None
+                and not self._chained(r))
 
     def _make_starters(self):
         return [self._make_park(r) if self._park.able[r.index] else self._make_fresh(r) for r in self.program.rules]

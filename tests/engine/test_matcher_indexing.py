@@ -1,7 +1,10 @@
 """What the matcher's indexes promise: an event only visits the rules whose
 first step can take it (by type and by a `field == "constant"` conjunct) or
 that already have runs for its key, so unrelated rules cost nothing; and heap
-compaction changes memory only, never a match or a statistic."""
+compaction changes memory only, never a match or a statistic.  These are the
+interpreter's indexes: the matchers here interpret every rule (`chains=False`;
+one-step and `next`-chain rules otherwise go to `cep.engine.chains`, whose
+start index tests/engine/test_chains.py holds)."""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ UNRELATED = "".join(f'rule u{i} match page_view where page == "/p/{i}" then add_
 
 
 def test_event_visits_only_the_rule_whose_constant_it_carries():
-    m = Matcher(program(UNRELATED))
+    m = Matcher(program(UNRELATED), chains=False)
     seen = _visits(m)
     m.on_event(0, {"type": "page_view", "page": "/p/7", "customer_id": "c"})
     # other customers (c's run on u7 would see their events)
@@ -40,7 +43,7 @@ def test_event_visits_only_the_rule_whose_constant_it_carries():
 
 
 def test_event_visits_rules_with_runs_on_its_key_and_completes_them():
-    m = Matcher(program(UNRELATED))
+    m = Matcher(program(UNRELATED), chains=False)
     m.on_event(0, {"type": "page_view", "page": "/p/3", "customer_id": "c"})
     m.on_event(1, {"type": "page_view", "page": "/p/5", "customer_id": "d"})
     seen = _visits(m)
@@ -50,7 +53,7 @@ def test_event_visits_rules_with_runs_on_its_key_and_completes_them():
 
 def test_constant_in_a_conjunction_is_indexed_and_a_disjunction_is_not():
     m = Matcher(program('rule a match A where n > 1 and page == "/x"\n'
-                        'rule b match A where page == "/x" or n > 1\n'))
+                        'rule b match A where page == "/x" or n > 1\n'), chains=False)
     seen = _visits(m)
     got = m.on_event(0, {"type": "A", "page": "/y", "n": 2, "customer_id": "c"})
     got += m.on_event(1, {"type": "A", "page": "/x", "n": 2, "customer_id": "c"})
@@ -58,7 +61,7 @@ def test_constant_in_a_conjunction_is_indexed_and_a_disjunction_is_not():
 
 
 def test_constant_on_the_left_and_a_nested_field_are_indexed():
-    m = Matcher(program('rule r match A where "/x" == ctx.page'))
+    m = Matcher(program('rule r match A where "/x" == ctx.page'), chains=False)
     seen = _visits(m)
     got = m.on_event(0, {"type": "A", "ctx": {"page": "/y"}, "customer_id": "c"})
     got += m.on_event(1, {"type": "A", "ctx": {"page": "/x"}, "customer_id": "c"})
@@ -71,7 +74,7 @@ def test_unrelated_rules_do_not_change_what_an_event_visits():
                    "customer_id": f"c{t % 7}"}) for t in range(300)]
     counts = []
     for text in (related, related + UNRELATED):
-        m = Matcher(program(text))
+        m = Matcher(program(text), chains=False)
         seen = _visits(m)
         matches = [x.to_json() for ts, ev in events for x in m.on_event(ts, ev)]
         counts.append((len(seen), matches, m.stats.rules["r"].to_json()))
@@ -88,7 +91,7 @@ rule q match A next B within 10m
 
 
 def _drive(slack: int, seed: int):
-    m = Matcher(program(RULES), max_runs_per_key=3)
+    m = Matcher(program(RULES), max_runs_per_key=3, chains=False)
     m.COMPACT_SLACK = slack
     rng = random.Random(seed)
     out, heap, states = [], 0, 0
@@ -138,7 +141,7 @@ def _unindexed(prog):
 
 
 def test_in_list_rule_is_visited_only_by_events_whose_value_is_listed():
-    m = Matcher(program(IN_RULES + UNRELATED))
+    m = Matcher(program(IN_RULES + UNRELATED), chains=False)
     seen = _visits(m)
     m.on_event(0, {"type": "A", "page": "/b", "n": 1, "ctx": {"page": "/zz"}, "customer_id": "c"})
     m.on_event(1, {"type": "A", "page": "/zz", "n": 1, "ctx": {"page": "/c"}, "customer_id": "d"})
@@ -181,7 +184,7 @@ def test_in_list_index_equals_the_unindexed_evaluation():
     prog = program(IN_RULES)
     outs = []
     for p in (prog, _unindexed(prog)):
-        m = Matcher(p, max_runs_per_key=4)
+        m = Matcher(p, max_runs_per_key=4, chains=False)
         got = [x.to_json() for ts, ev in events for x in m.on_event(ts, ev)] + [x.to_json() for x in m.on_time(t + 10**6)]
         outs.append((got, m.stats.to_json()))
     assert outs[0] == outs[1]
