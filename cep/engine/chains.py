@@ -29,10 +29,15 @@ from __future__ import annotations
 
 import collections
 
+import orjson
+
 from cep.compile.program import StepKind, start_constant
 from cep.engine.model import Match
 
-__all__ = ["ChainSet", "is_chain"]
+__all__ = ["ChainSet", "is_chain", "hashable_key", "bounded_fan_out"]
+
+# the most chain runs one event may start in one key group (`bounded_fan_out`)
+MAX_FAN_OUT = 8
 
 DEAD = -1  # the step of a run that has ended (`ChainSet.wq`)
 
@@ -53,6 +58,53 @@ def is_chain(r, max_runs_per_key: int) -> bool:
     return True
 
 
+def bounded_fan_out(rules) -> list:
+    """The chain rules of one key group that a ChainSet takes: all but those an
+    event could start more than MAX_FAN_OUT at once with.  A ChainSet makes a
+    run per rule an event starts, and tests each at the key's next event; the
+    interpreter starts runs that begin `T next ...` *deferred*, one record
+    for all of them, and wakes only the rules whose second step the next
+    event can satisfy (`matcher._DeferSet`).  So a generated pack of 300
+    `search next page_view where page == "/product/N" ...` rules stays with
+    the interpreter, while P1, P3 and rules indexed by a first-step constant
+    come here.  An event of type T carrying value v in field f starts the
+    rules whose first step takes T and whose constant (if any) is v."""
+    ANY = object()  # the bucket of first steps that take any type
+    free: dict = {}  # type -> rules whose first step has no indexed constant
+    held: dict = {}  # (type, field, value) -> rules whose first step requires it
+    for r in rules:
+        types = r.steps[0].matcher.types
+        sc = r.start_const
+        for t in (ANY,) if types is None else types:
+            if sc is None or len(sc[0]) != 1:
+                free.setdefault(t, []).append(r)
+            else:
+                for v in sc[1]:
+                    held.setdefault((t, sc[0][0], v), []).append(r)
+    out_of_bounds = set()
+    any_free = free.get(ANY, [])
+    for t, rs in free.items():
+        group = rs + (any_free if t is not ANY else [])
+        if len(group) > MAX_FAN_OUT:
+            out_of_bounds.update(r.index for r in group)
+    for (t, _, _), rs in held.items():
+        group = rs + free.get(t, []) + (any_free if t is not ANY else [])
+        if len(group) > MAX_FAN_OUT:
+            out_of_bounds.update(r.index for r in group)
+    return [r for r in rules if r.index not in out_of_bounds]
+
+
+def hashable_key(k):
+    """A hashable form of a key that keeps JSON types apart (1, 1.0, true, "1")."""
+    if type(k) is str:
+        return k
+    try:
+        return orjson.dumps(k, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        # beyond what orjson writes (an int over 64 bits): still one key per value
+        return ("repr", type(k).__name__, repr(k))
+
+
 def _taker(step, etype, hashable):
     """How step `step` tests an event of type `etype`: False (its types exclude
     it), True (any such event), or the compiled `where`."""
@@ -66,7 +118,7 @@ class ChainSet:
     """The chain rules of one key group and their runs."""
 
     __slots__ = ("rules", "by_index", "within", "keys", "handlers", "started", "dnext", "dwithin", "discarded",
-                 "rstats", "wq", "wlimit", "stamps", "cq")
+                 "rstats", "wq", "wlimit", "stamps", "cq", "solo")
 
     # the within queues are compacted when they hold more entries than
     # `wlimit`: four times what survived the last compaction plus this
@@ -81,7 +133,7 @@ class ChainSet:
         self.within = tuple(w)  # by rule index
         # hkey -> [[rule index, step, start, caps, key, hkey], ...] in start order
         self.keys: dict = {}
-        self.handlers: dict = {}  # event type -> handler (`handler`)
+        self.handlers: dict = {}  # event type -> `parts`
         # statistics not yet folded into the rules' RuleStats (`fold`): plain
         # list slots by rule index, not a Counter update per run
         self.started = [0] * n_rules
@@ -100,23 +152,112 @@ class ChainSet:
         # time of the last emitted match; and a FIFO of (stamp + cooldown, hkey, stamp)
         self.stamps: dict = {r.index: {} for r in self.rules if r.cooldown_ms is not None}
         self.cq: dict = {ri: collections.deque() for ri in self.stamps}
+        # (type field, key field) when the Matcher's program is these rules
+        # alone, on one plain key field: `on_batch` then does all its work
+        self.solo: tuple[str, str] | None = None
 
     # ------------------------------------------------------------ per event
 
     def handler(self, etype):
         """The function `(key, hkey, ts, event, out)` that applies one event of
-        type `etype` to the group's chain rules (cached per hashable type)."""
+        type `etype` to the group's chain rules; None when the type touches
+        none of them."""
+        got = self.parts(etype)
+        if got is False:
+            return None
+        full, aname, avalues = got
+        keys = self.keys
+        kill = self.kill
+
+        if full is None:
+            # no step of any chain rule takes this type: it only ends runs
+            def dead_end(k, hk, ts, ev, out):
+                if hk in keys:
+                    kill(keys.pop(hk), ts)
+            return dead_end
+        if aname is None:
+            return full
+
+        def on(k, hk, ts, ev, out):
+            # every step that takes this type requires `aname` to carry one of
+            # `avalues`: an event that does not only ends runs
+            v = ev.get(aname)
+            if v.__class__ is not str or v not in avalues:
+                if hk in keys:
+                    kill(keys.pop(hk), ts)
+                return
+            full(k, hk, ts, ev, out)
+        return on
+
+    def parts(self, etype):
+        """What an event of type `etype` does (cached per hashable type):
+        (the function `(key, hkey, ts, event, out)` that steps and starts the
+        key's runs, or None when no step takes the type; a field, or None; the
+        strs that field must carry, else the event only ends the key's runs
+        (`_any_constant`))."""
         try:
             got = self.handlers.get(etype)
         except TypeError:  # an unhashable type value: only `any` steps take it
-            return self._make_handler(etype)
+            return self._make_parts(etype)
         if got is None:
-            got = self._make_handler(etype)
+            got = self._make_parts(etype)
             if len(self.handlers) < 100_000:
                 self.handlers[etype] = got
         return got
 
-    def _make_handler(self, etype):
+    def kill(self, runs, ts):
+        """Every run of a key dies (its event takes none of them): of rule 6
+        when too old, else of `next`."""
+        within, dwithin, dnext = self.within, self.dwithin, self.dnext
+        for run in runs:
+            ri = run[0]
+            run[1] = DEAD
+            w = within[ri]
+            if w is not None and run[2] < ts - w:
+                dwithin[ri] += 1
+            else:
+                dnext[ri] += 1
+
+    def on_batch(self, entries, out, tf: str, kname: str) -> tuple[int, int]:
+        """`Matcher.on_batch` for a program made only of this set's rules, on one
+        plain key field `kname`, with a plain type field `tf`: the same work
+        without the interpreter's plans (one ChainSet, no deadlines).  Returns
+        how many events without a group were relevant and irrelevant."""
+        handlers = self.handlers
+        keys = self.keys
+        kill = self.kill
+        relevant = irrelevant = 0
+        for ts, _, _, group, ev in entries:
+            etype = ev.get(tf)
+            try:
+                got = handlers.get(etype)
+            except TypeError:
+                got = None
+            if got is None:
+                got = self.parts(etype)
+            k = ev.get(kname)
+            if k is None or got is False:
+                if group is None:
+                    irrelevant += 1
+                continue
+            if group is None:
+                relevant += 1
+            hk = k if k.__class__ is str else hashable_key(k)
+            full, aname, avalues = got
+            if full is None:
+                if hk in keys:
+                    kill(keys.pop(hk), ts)
+                continue
+            if aname is not None:
+                v = ev.get(aname)
+                if v.__class__ is not str or v not in avalues:
+                    if hk in keys:
+                        kill(keys.pop(hk), ts)
+                    continue
+            full(k, hk, ts, ev, out)
+        return relevant, irrelevant
+
+    def _make_parts(self, etype):
         hashable = etype.__class__ is str or etype is None
         keys = self.keys
         dnext, dwithin, started, discarded = self.dnext, self.dwithin, self.started, self.discarded
@@ -160,41 +301,16 @@ class ChainSet:
         wqueue = tuple(self.wq.get(w) if w is not None else None for w in within)
         compact = self._compact
         this = self
-
-        def kill(runs, ts):
-            """Every run of the key dies: rule 6 first, else `next`."""
-            for run in runs:
-                ri = run[0]
-                run[1] = DEAD
-                w = within[ri]
-                if w is not None and run[2] < ts - w:
-                    dwithin[ri] += 1
-                else:
-                    dnext[ri] += 1
-
+        if not any(r.all_types or (hashable and etype in r.types) for r in self.rules):
+            return False  # no chain rule is affected by the type (one-step rules only)
         if not movable and not always and cname is None:
-            # no step of any chain rule takes this type: it only ends runs
-            def dead_end(k, hk, ts, ev, out):
-                runs = keys.pop(hk, None)
-                if runs is not None:
-                    kill(runs, ts)
-            return dead_end
+            return (None, None, None)
 
-        def on(k, hk, ts, ev, out):
-            if aname is not None:
-                # every step that takes this type requires `aname` to carry one
-                # of `avalues`: an event that does not only ends runs
-                v = ev.get(aname)
-                if v.__class__ is not str or v not in avalues:
-                    runs = keys.pop(hk, None)
-                    if runs is not None:
-                        kill(runs, ts)
-                    return
-            runs = keys.get(hk)
+        def full(k, hk, ts, ev, out):
+            runs = keys.get(hk)  # stepped in place: the survivors are written back
             done = None
-            keep = None
             if runs is not None:
-                keep = []
+                n = 0
                 for run in runs:
                     ri = run[0]
                     start = run[2]
@@ -218,10 +334,12 @@ class ChainSet:
                                 done.append(run)
                         else:
                             run[1] = p
-                            keep.append(run)
+                            runs[n] = run
+                            n += 1
                     else:
                         dnext[ri] += 1  # rule 2, third bullet
                         run[1] = DEAD
+                del runs[n:]
             # rule 1
             starters = always
             if cname is not None:
@@ -248,10 +366,10 @@ class ChainSet:
                     else:
                         done.append(run)
                     continue
-                if keep is None:
-                    keep = [run]
+                if runs is None:
+                    runs = keys[hk] = [run]
                 else:
-                    keep.append(run)
+                    runs.append(run)
                 q = wqueue[ri]
                 if q is not None:
                     q.append(run)  # rule 6 when the key goes quiet (`expire`)
@@ -262,22 +380,21 @@ class ChainSet:
                     done.sort(key=_rule_of_run)  # matches of one event in rule order
                 for run in done:
                     ri = run[0]
-                    if keep:
-                        rest = []
-                        for x in keep:
+                    if runs:
+                        n = 0
+                        for x in runs:
                             if x[0] == ri:
                                 x[1] = DEAD  # rule 7: the rest of the rule's runs
                                 discarded[ri] += 1
                             else:
-                                rest.append(x)
-                        keep = rest
+                                runs[n] = x
+                                n += 1
+                        del runs[n:]
                     complete(ri, k, hk, run, ts, out)
-            if keep:
-                keys[hk] = keep
-            elif runs is not None:
+            if runs is not None and not runs:
                 del keys[hk]
 
-        return on
+        return (full, aname, avalues)
 
     def _any_constant(self, etype, hashable):
         """(field, frozenset of strs) when every step of the set's rules that

@@ -17,10 +17,9 @@ import bisect
 import collections
 import heapq
 import pickle
-import orjson
 
 from cep.compile.program import Program, StepKind, field_getter, start_constant
-from cep.engine.chains import ChainSet, is_chain
+from cep.engine.chains import ChainSet, bounded_fan_out, hashable_key as _hkey, is_chain
 from cep.engine.model import Match, Stats
 
 __all__ = ["Matcher"]
@@ -86,17 +85,6 @@ class KeyState:
 def _each(states):
     """The KeyStates of one key in a group index entry (one, or a list)."""
     return (states,) if states.__class__ is KeyState else states
-
-
-def _hkey(k):
-    """A hashable form of a key that keeps JSON types apart (1, 1.0, true, "1")."""
-    if type(k) is str:
-        return k
-    try:
-        return orjson.dumps(k, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        # beyond what orjson writes (an int over 64 bits): still one key per value
-        return ("repr", type(k).__name__, repr(k))
 
 
 class _DeferSet:
@@ -321,9 +309,13 @@ class Matcher:
         self._chains: list[ChainSet | None] = [None] * len(program.key_groups)
         if chains:
             for kg in program.key_groups:
-                mine = [program.rules[ri] for ri in kg.rules if is_chain(program.rules[ri], max_runs_per_key)]
+                mine = bounded_fan_out([program.rules[ri] for ri in kg.rules
+                                        if is_chain(program.rules[ri], max_runs_per_key)])
                 if mine:
-                    self._chains[kg.index] = ChainSet(mine, len(program.rules), self._rstats)
+                    self._chains[kg.index] = cs = ChainSet(mine, len(program.rules), self._rstats)
+                    if (len(mine) == len(program.rules) and "." not in type_field and len(kg.fields) == 1
+                            and len(kg.fields[0]) == 1):
+                        cs.solo = (type_field, kg.fields[0][0])
         # deferred starts (_DeferSet, _Pending): which rules may defer, the
         # interned sets, per group the pending runs by hkey, and the last
         # watermark (rule 6 for pending runs is applied when they are read)
@@ -445,6 +437,14 @@ class Matcher:
         instead of one per event, and the loop's invariants loaded once: the
         call, the result list and a dozen attribute loads were 7% of a P1
         replay (bench/PROFILE.md section 9)."""
+        solo = self._chains[0] if self._chains else None
+        if solo is not None and solo.solo is not None:
+            # chain rules only (P1, P3): no plans, deadlines or cooldown heap
+            rel, irr = solo.on_batch(entries, out, *solo.solo)
+            if rel or irr:
+                self._stats.matched_against += rel
+                self._stats.irrelevant += irr
+            return
         dl = self._dl
         cx = self._cx
         tf = self._tf

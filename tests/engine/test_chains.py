@@ -164,3 +164,21 @@ def test_a_type_that_carries_none_of_the_constants_only_ends_runs():
     assert [(x.start_ts, x.end_ts, x.payload) for x in got] == [(2000, 4000, {"s": "x"}), (5000, 7000, {"s": "x"})]
     rs = m.stats.rules["r"]
     assert (rs.runs_started, rs.died["next"], rs.matches) == (3, 1, 2)
+
+
+def test_rules_that_one_event_would_start_by_the_dozen_stay_with_the_interpreter():
+    """A ChainSet makes one run per rule an event starts; the interpreter defers
+    `T next ...` starts as one record.  So a ChainSet takes at most
+    MAX_FAN_OUT rules any one event could start, counting the rules that
+    start on any event of the type and on any type."""
+    from cep.engine.chains import MAX_FAN_OUT
+
+    n = MAX_FAN_OUT
+    free = "".join(f'rule f{i} match search next page_view where page == "/p/{i}"\n' for i in range(n + 1))
+    held = "".join(f'rule h{i} match page_view where page == "/p/{i}" next add_to_cart\n' for i in range(3 * n))
+    same = "".join(f'rule s{i} match purchase where page == "/x" next add_to_cart\n' for i in range(n))
+    names = _chain_names(Matcher(program(free + held + same)))
+    assert names == [f"h{i}" for i in range(3 * n)] + [f"s{i}" for i in range(n)]
+    # one more rule that starts on every purchase: the "/x" bucket holds n + 1
+    names = _chain_names(Matcher(program(held + same + "rule any1 match any next search\n")))
+    assert names == [f"h{i}" for i in range(3 * n)]
