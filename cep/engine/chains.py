@@ -190,8 +190,9 @@ class ChainSet:
         return on
 
     def parts(self, etype):
-        """What an event of type `etype` does (cached per hashable type):
-        (the function `(key, hkey, ts, event, out)` that steps and starts the
+        """What an event of type `etype` does (cached per hashable type): False
+        when the type touches none of the set's rules (it is irrelevant to
+        them), else (the function `(key, hkey, ts, event, out)` that steps and starts the
         key's runs, or None when no step takes the type; a field, or None; the
         strs that field must carry, else the event only ends the key's runs
         (`_any_constant`))."""
@@ -259,6 +260,8 @@ class ChainSet:
 
     def _make_parts(self, etype):
         hashable = etype.__class__ is str or etype is None
+        if not any(r.all_types or (hashable and etype in r.types) for r in self.rules):
+            return False  # no chain rule is affected by the type (one-step rules only)
         keys = self.keys
         dnext, dwithin, started, discarded = self.dnext, self.dwithin, self.started, self.discarded
         within = self.within
@@ -301,8 +304,6 @@ class ChainSet:
         wqueue = tuple(self.wq.get(w) if w is not None else None for w in within)
         compact = self._compact
         this = self
-        if not any(r.all_types or (hashable and etype in r.types) for r in self.rules):
-            return False  # no chain rule is affected by the type (one-step rules only)
         if not movable and not always and cname is None:
             return (None, None, None)
 

@@ -690,7 +690,7 @@ class Matcher:
             aconsts: dict = {}  # rule index -> (field, values) (`_type_constants`)
             any_aff = False
             cs = self._chains[kg.index]
-            if cs is not None and not any(r.all_types or (hashable and etype in r.types) for r in cs.rules):
+            if cs is not None and cs.parts(etype) is False:
                 cs = None  # the type touches none of the group's chain rules (one-step rules only)
             for ri in kg.rules:
                 r = prog.rules[ri]
